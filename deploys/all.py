@@ -1,0 +1,19 @@
+"""Converge every host of the inventory to the plan, by role (group).
+
+    pyinfra inventories/home.py deploys/all.py                  # everything
+    pyinfra inventories/home.py deploys/all.py --limit router   # only the router
+    pyinfra inventories/home.py deploys/all.py --dry            # preview, change nothing
+
+The plan (inventory data -> validated object, keys) is checked before any host is contacted
+by the inventory file (``deploys.plan.validate_before_connect``); it is built again here (from
+cache) for inventories that do not register that check.
+"""
+
+from pyinfra import host, local
+
+from deploys.plan import current_plan
+
+current_plan()
+
+if "router" in host.groups:
+    local.include("deploys/router.py")

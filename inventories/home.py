@@ -1,0 +1,60 @@
+"""The example home network of the spec: one OpenWrt router, one Mac server, two Mac clients.
+
+Edit this file and ``inventories/group_data/*.py`` to describe your own network; nothing else.
+Every field is documented in README.md ("The inventory, field by field").
+
+Groups are the roles: ``router`` (exactly one OpenWrt router), ``server`` (the Mac that runs
+Ollama, in the DMZ), ``clients`` (Macs that reach it through the VPN). Phones and other devices
+without SSH are declared as ``vpn_peers`` in ``group_data/all.py``.
+"""
+
+from deploys.plan import validate_before_connect
+
+# Check the whole plan (addresses, subnets, peers, keys) before pyinfra contacts any host.
+validate_before_connect()
+
+router = [
+    (
+        "router",
+        {
+            # how pyinfra reaches the router: from the LAN, as root (no sudo on OpenWrt)
+            "ssh_hostname": "192.168.1.1",
+        },
+    ),
+]
+
+server = [
+    (
+        "ai-server",
+        {
+            # reached from the LAN through the router (lan_to_dmz = True in group_data/all.py)
+            "ssh_hostname": "192.168.100.10",
+            "ssh_user": "admin",
+            # its static address in the DMZ, and the MAC of its Ethernet port (static lease)
+            "dmz_address": "192.168.100.10",
+            "dmz_mac": "52:54:00:a1:00:10",
+            "dmz_hostname": "ai-server",
+        },
+    ),
+]
+
+clients = [
+    (
+        "alice-mac",
+        {
+            "ssh_hostname": "alice-mac.lan",
+            "ssh_user": "alice",
+            # VPN peer name on the router (section wgpeer_alice_mac); address picked automatically
+            "vpn_name": "alice_mac",
+        },
+    ),
+    (
+        "bob-mac",
+        {
+            "ssh_hostname": "bob-mac.lan",
+            "ssh_user": "bob",
+            "vpn_name": "bob_mac",
+            "vpn_address": "10.10.10.3",  # an explicit VPN address (optional)
+        },
+    ),
+]

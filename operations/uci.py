@@ -1,0 +1,453 @@
+"""Converge UCI configuration (network, firewall, dhcp) to a desired state, in one batch.
+
+The desired state is data:
+
+* ``sections``: named sections we own, converged *exactly* (type, options, lists; options not
+  desired are removed). ``{"package", "name", "type", "options": {opt: str | list[str]}}``.
+* ``absent``: named sections we own that must not exist (``{"package", "name"}``), e.g. an
+  optional forwarding that was switched off.
+* ``exclusive_types``: ``[package, type]`` pairs we own entirely: every section of that type
+  that is not in ``sections`` (named or anonymous, e.g. a peer added by hand in LuCI) is
+  deleted. This is how a revoked VPN peer disappears.
+* ``edits``: changes to sections we do not own, found by content, never by index:
+  ``{"package", "match": {"type": t, opt: value, ...}, "set": {...}, "del_list": {...},
+  "delete": bool}`` (e.g. disable the factory rule named ``Allow-ISAKMP``). A match value
+  ``{"not_in": [...]}`` matches an option whose value is not one of those; an option holding a
+  list matches a value it contains.
+
+:func:`compute_changes` diffs that against the :class:`facts.openwrt.OpenWrtState` fact and
+returns the minimal uci batch (nothing when nothing differs; an unchanged list is never
+deleted and re-added) plus exactly the ``uci changes`` lines it must produce.
+
+:func:`converge` uploads one script that, on the router: refuses if foreign changes are pending
+or the config changed since it was read; runs ``uci batch``; checks that ``uci changes`` is
+exactly what was intended (``uci batch`` always exits 0, so this is the only reliable check);
+on mismatch reverts and fails loudly; otherwise commits and reloads only what changed
+(``network`` / ``dnsmasq`` / ``firewall``, and ``ifup <wg>`` after peer-only changes); and
+deletes itself. Keys only ever travel inside that uploaded file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from io import StringIO
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+
+from facts.openwrt import _REDACT_CHANGES_SED, PACKAGES, OpenWrtState
+from operations.secret import SECRET_OPTIONS, Secret, fingerprint, reveal
+
+#: Where the apply script is uploaded. The directory is created mode 700 by the state fact.
+APPLY_DIR = "/tmp/pyinfra-apply"
+APPLY_SCRIPT = f"{APPLY_DIR}/uci-apply.sh"
+
+RELOAD_COMMANDS = {
+    "network": "/etc/init.d/network reload",
+    "dhcp": "/etc/init.d/dnsmasq reload",
+    "firewall": "/etc/init.d/firewall reload",
+}
+
+
+def uci_quote(value: str) -> str:
+    """Quote a value the way uci prints it and its batch parser reads it: ``'it'\\''s'``."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+@dataclass
+class Changes:
+    """The result of :func:`compute_changes`."""
+
+    batch: list[str] = field(default_factory=list)  # lines for `uci batch`
+    expected: list[str] = field(default_factory=list)  # lines `uci changes` must print
+    summary: list[str] = field(default_factory=list)  # human-readable, secrets redacted
+    packages: list[str] = field(default_factory=list)  # packages to commit, in PACKAGES order
+    ifup: list[str] = field(default_factory=list)  # interfaces to ifup (peer-only changes)
+    reload: list[str] = field(default_factory=list)  # init scripts to reload
+
+    def __bool__(self) -> bool:
+        return bool(self.batch)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.changes = Changes()
+        self.touched: dict[str, set[str]] = {}  # package -> section types changed
+
+    def add(self, package: str, stype: str, batch: str, expected: str, summary: str) -> None:
+        self.changes.batch.append(batch)
+        self.changes.expected.append(expected)
+        self.changes.summary.append(summary)
+        self.touched.setdefault(package, set()).add(stype)
+
+
+def _ref(section: Mapping[str, Any]) -> str:
+    return section.get("name") or section["id"]
+
+
+def _is_secret(option: str, value: Any) -> bool:
+    return option in SECRET_OPTIONS or isinstance(value, Secret)
+
+
+def _same_scalar(option: str, current: Any, desired: Any) -> bool:
+    if not isinstance(current, str):
+        return False
+    if _is_secret(option, desired):
+        return current == fingerprint(str(reveal(desired))) or current == reveal(desired)
+    return current == desired
+
+
+def _shown(option: str, value: Any) -> str:
+    return "<redacted>" if _is_secret(option, value) else str(value)
+
+
+def _set(rec: _Recorder, pkg: str, stype: str, ref: str, opt: str, value: Any) -> None:
+    text = str(reveal(value))
+    rec.add(
+        pkg,
+        stype,
+        f"set {pkg}.{ref}.{opt}={uci_quote(text)}",
+        f"{pkg}.{ref}.{opt}={uci_quote(text)}",
+        f"set {pkg}.{ref}.{opt}={uci_quote(_shown(opt, value))}",
+    )
+
+
+def _delete(rec: _Recorder, pkg: str, stype: str, path: str) -> None:
+    rec.add(pkg, stype, f"delete {pkg}.{path}", f"-{pkg}.{path}", f"delete {pkg}.{path}")
+
+
+def _add_list(rec: _Recorder, pkg: str, stype: str, ref: str, opt: str, value: Any) -> None:
+    text = str(reveal(value))
+    rec.add(
+        pkg,
+        stype,
+        f"add_list {pkg}.{ref}.{opt}={uci_quote(text)}",
+        f"{pkg}.{ref}.{opt}+={uci_quote(text)}",
+        f"add_list {pkg}.{ref}.{opt}={uci_quote(_shown(opt, value))}",
+    )
+
+
+def _converge_option(
+    rec: _Recorder, pkg: str, stype: str, ref: str, opt: str, current: Any, desired: Any
+) -> None:
+    if isinstance(desired, list | tuple):
+        desired = [str(reveal(v)) for v in desired]
+        if isinstance(current, list) and current == desired:
+            return
+        if not desired:
+            if current is not None:
+                _delete(rec, pkg, stype, f"{ref}.{opt}")
+            return
+        if isinstance(current, list) and desired[: len(current)] == current:
+            extra = desired[len(current) :]  # only appended: keep the list where it is
+        else:
+            if current is not None:
+                _delete(rec, pkg, stype, f"{ref}.{opt}")
+            extra = desired
+        for value in extra:
+            _add_list(rec, pkg, stype, ref, opt, value)
+        return
+    if _same_scalar(opt, current, desired):
+        return
+    if isinstance(current, list):
+        _delete(rec, pkg, stype, f"{ref}.{opt}")
+    _set(rec, pkg, stype, ref, opt, desired)
+
+
+def _matches(section: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+    for key, want in match.items():
+        if key == "type":
+            if section["type"] != want:
+                return False
+            continue
+        have = section["options"].get(key)
+        if isinstance(want, Mapping) and "not_in" in want:  # {"not_in": [...]}: a negative match
+            if have in want["not_in"]:
+                return False
+            continue
+        if isinstance(have, list):
+            if want not in have:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def _validate_desired(sections: Iterable[Mapping[str, Any]]) -> None:
+    import re
+
+    name_re = re.compile(r"^[A-Za-z0-9_]+$")
+    for s in sections:
+        if s["package"] not in PACKAGES:
+            raise OperationError(f"uci: package {s['package']!r} is not managed here")
+        if not name_re.match(s["name"]) or not name_re.match(s["type"]):
+            raise OperationError(f"uci: invalid section name/type {s['name']!r}/{s['type']!r}")
+        for opt, value in s["options"].items():
+            if not name_re.match(opt):
+                raise OperationError(f"uci: invalid option name {opt!r} in {s['name']}")
+            values = value if isinstance(value, list | tuple) else [value]
+            for v in values:
+                text = str(reveal(v))
+                if (text == "" and not isinstance(value, list | tuple)) or "\n" in text:
+                    raise OperationError(
+                        f"uci: option {s['package']}.{s['name']}.{opt} has an empty or "
+                        "multi-line value"
+                    )
+
+
+def compute_changes(
+    config: Mapping[str, list[Mapping[str, Any]]],
+    sections: Iterable[Mapping[str, Any]] = (),
+    absent: Iterable[Mapping[str, Any]] = (),
+    edits: Iterable[Mapping[str, Any]] = (),
+    exclusive_types: Iterable[Iterable[str]] = (),
+) -> Changes:
+    """The minimal uci batch turning ``config`` (the fact's ``config``) into the desired state.
+
+    Example::
+
+        changes = compute_changes(
+            state["config"],
+            sections=[{"package": "network", "name": "wg0", "type": "interface",
+                       "options": {"proto": "wireguard", "listen_port": "51820"}}],
+        )
+        changes.batch     # ["set network.wg0=interface", "set network.wg0.proto='wireguard'", ...]
+        changes.expected  # ["network.wg0='interface'", "network.wg0.proto='wireguard'", ...]
+    """
+    sections = list(sections)
+    _validate_desired(sections)
+    rec = _Recorder()
+    desired_names = {(s["package"], s["name"]) for s in sections}
+    exclusive = {(p, t) for p, t in (tuple(x) for x in exclusive_types)}
+
+    for pkg in PACKAGES:
+        current = list(config.get(pkg, []))
+        by_name = {s["name"]: s for s in current if s.get("name")}
+
+        # 1. foreign sections found by content
+        for edit in edits:
+            if edit["package"] != pkg:
+                continue
+            for sec in current:
+                if sec.get("name") and (pkg, sec["name"]) in desired_names:
+                    continue
+                if not _matches(sec, edit.get("match", {})):
+                    continue
+                ref, stype = _ref(sec), sec["type"]
+                if edit.get("delete"):
+                    _delete(rec, pkg, stype, ref)
+                    continue
+                for opt, value in edit.get("set", {}).items():
+                    if not _same_scalar(opt, sec["options"].get(opt), value):
+                        _set(rec, pkg, stype, ref, opt, value)
+                for opt, values in edit.get("del_list", {}).items():
+                    have = sec["options"].get(opt)
+                    for value in values:
+                        if isinstance(have, list) and value in have:
+                            rec.add(
+                                pkg,
+                                stype,
+                                f"del_list {pkg}.{ref}.{opt}={uci_quote(value)}",
+                                f"{pkg}.{ref}.{opt}-={uci_quote(value)}",
+                                f"del_list {pkg}.{ref}.{opt}={uci_quote(value)}",
+                            )
+                        elif have == value:
+                            _delete(rec, pkg, stype, f"{ref}.{opt}")
+
+        # 2. sections of types we own exclusively that are not desired
+        for sec in current:
+            if (pkg, sec["type"]) in exclusive and not (
+                sec.get("name") and (pkg, sec["name"]) in desired_names
+            ):
+                _delete(rec, pkg, sec["type"], _ref(sec))
+
+        # 3. named sections we own
+        for want in sections:
+            if want["package"] != pkg:
+                continue
+            name, stype = want["name"], want["type"]
+            have = by_name.get(name)
+            if have is not None and have["type"] != stype:
+                _delete(rec, pkg, have["type"], name)  # `set` would keep the old options
+                have = None
+            if have is None:
+                rec.add(
+                    pkg,
+                    stype,
+                    f"set {pkg}.{name}={stype}",
+                    f"{pkg}.{name}={uci_quote(stype)}",
+                    f"set {pkg}.{name}={stype}",
+                )
+                current_options: Mapping[str, Any] = {}
+            else:
+                current_options = have["options"]
+            for opt, value in want["options"].items():
+                _converge_option(rec, pkg, stype, name, opt, current_options.get(opt), value)
+            for opt in current_options:
+                if opt not in want["options"]:
+                    _delete(rec, pkg, stype, f"{name}.{opt}")
+
+        # 4. named sections we own that must go
+        for gone in absent:
+            if gone["package"] == pkg and gone["name"] in by_name:
+                if (pkg, gone["name"]) not in desired_names:
+                    _delete(rec, pkg, by_name[gone["name"]]["type"], gone["name"])
+
+    changes = rec.changes
+    changes.packages = [p for p in PACKAGES if p in rec.touched]
+    for pkg in changes.packages:
+        types = rec.touched[pkg]
+        if pkg != "network":
+            changes.reload.append(RELOAD_COMMANDS[pkg])
+            continue
+        peer_ifaces = {t[len("wireguard_") :] for t in types if t.startswith("wireguard_")}
+        other = types - {f"wireguard_{i}" for i in peer_ifaces}
+        if other:
+            changes.reload.append(RELOAD_COMMANDS["network"])
+        changed_ifaces = _changed_interfaces(changes.expected)
+        for iface in sorted(peer_ifaces):
+            if iface not in changed_ifaces:  # a network reload does not apply peer changes
+                changes.ifup.append(iface)
+    # dnsmasq after network, firewall last: the order of reference/openwrt.md D.3
+    order = [RELOAD_COMMANDS[p] for p in ("network", "dhcp", "firewall")]
+    changes.reload.sort(key=order.index)
+    return changes
+
+
+def _changed_interfaces(expected: list[str]) -> set[str]:
+    names = set()
+    for line in expected:
+        path = line.lstrip("-").split("=", 1)[0]
+        parts = path.split(".")
+        if parts[0] == "network" and len(parts) >= 2:
+            names.add(parts[1])
+    return names
+
+
+def apply_script(changes: Changes, checksum: str, packages: Iterable[str] = PACKAGES) -> str:
+    """The router-side script that applies ``changes`` safely (see the module docstring)."""
+    pkgs = " ".join(packages)
+    redact = _REDACT_CHANGES_SED.replace("'", "'\\''")
+    batch = "\n".join(changes.batch)
+    expected = "\n".join(changes.expected)
+    commits = "\n".join(
+        f"uci commit {p} || fail 'uci commit {p} failed' 6" for p in changes.packages
+    )
+    reloads = "\n".join(
+        [f"{cmd} || rc=1" for cmd in changes.reload] + [f"ifup {i} || rc=1" for i in changes.ifup]
+    )
+    return f"""#!/bin/sh
+# Generated by operations.uci.converge: applies one uci batch, verified, then deletes itself.
+d={APPLY_DIR}
+umask 077
+redact() {{ sed -E '{redact}'; }}
+cleanup() {{ rm -f "$0" "$d/batch.err" "$d/expected" "$d/actual"; }}
+fail() {{ echo "uci converge: $1" >&2; cleanup; exit "${{2:-1}}"; }}
+pending=$(uci changes 2>&1)
+if [ -n "$pending" ]; then
+    echo "uci converge: someone else's uncommitted uci changes are pending; refusing to apply:" >&2
+    echo "$pending" | redact >&2
+    fail "commit or revert them (uci changes / uci revert <package>) and run again" 3
+fi
+sum=$(for p in {pkgs}; do uci -n export $p 2>/dev/null; done | sha256sum | cut -d' ' -f1)
+[ "$sum" = "{checksum}" ] ||
+    fail "the router's config changed after it was read; nothing was applied, run again" 4
+uci batch >/dev/null 2>"$d/batch.err" <<'PYINFRA_UCI_BATCH'
+{batch}
+PYINFRA_UCI_BATCH
+uci changes 2>&1 | sort > "$d/actual"
+sort > "$d/expected" <<'PYINFRA_UCI_EXPECTED'
+{expected}
+PYINFRA_UCI_EXPECTED
+if [ "$(cat "$d/expected")" != "$(cat "$d/actual")" ]; then
+    for p in {pkgs}; do uci revert $p 2>/dev/null; done
+    echo "uci converge: uci changes differ from the intended ones; everything was reverted." >&2
+    echo "uci batch said:" >&2
+    redact < "$d/batch.err" >&2
+    echo "intended but missing:" >&2
+    grep -vxF -f "$d/actual" "$d/expected" | redact >&2
+    echo "unexpected:" >&2
+    grep -vxF -f "$d/expected" "$d/actual" | redact >&2
+    fail "nothing was committed" 5
+fi
+{commits}
+rc=0
+{reloads}
+cleanup
+[ "$rc" = 0 ] || {{ echo "uci converge: committed, but a reload failed" >&2; exit 7; }}
+echo "uci converge: committed {len(changes.batch)} changes ({" ".join(changes.packages)})"
+"""
+
+
+@operation()
+def converge(
+    sections: list[dict[str, Any]] | None = None,
+    absent: list[dict[str, Any]] | None = None,
+    edits: list[dict[str, Any]] | None = None,
+    exclusive_types: list[list[str]] | None = None,
+    state: dict[str, Any] | None = None,
+):
+    """Converge named UCI sections (and a few content-matched edits) in one verified batch.
+
+    + sections: named sections we own, converged exactly (see the module docstring)
+    + absent: named sections that must not exist
+    + edits: content-matched changes to sections we do not own
+    + exclusive_types: ``[package, type]`` pairs whose undesired sections are deleted
+    + state: the ``facts.openwrt.OpenWrtState`` already read by the deploy (saves an exec);
+      read here when not given
+
+    Nothing is yielded when the router already matches. Otherwise: one upload (the apply
+    script, which carries any keys) and one exec. Fails with a clear error when foreign uci
+    changes are pending.
+
+    **Example:**
+
+    .. code:: python
+
+        uci.converge(
+            name="WireGuard interface",
+            sections=[{"package": "network", "name": "wg0", "type": "interface",
+                       "options": {"proto": "wireguard", "listen_port": "51820",
+                                   "addresses": ["10.10.10.1/24"]}}],
+            exclusive_types=[["network", "wireguard_wg0"]],
+        )
+    """
+    if state is None:
+        state = host.get_fact(OpenWrtState)
+    if not state or "config" not in state:
+        raise OperationError("uci: this host has no uci (is it an OpenWrt router?)")
+    if not state.get("complete", True):
+        raise OperationError("uci: the router's state could not be read completely")
+    if state.get("pending"):
+        listing = "\n".join(f"    {line}" for line in state["pending"])
+        raise OperationError(
+            "uci: someone else's uncommitted uci changes are pending on the router; refusing "
+            f"to apply on top of them:\n{listing}\n"
+            "Commit or revert them (`uci changes`, `uci revert <package>`) and run again."
+        )
+    changes = compute_changes(
+        state["config"],
+        sections=sections or [],
+        absent=absent or [],
+        edits=edits or [],
+        exclusive_types=exclusive_types or [],
+    )
+    if not changes:
+        host.noop("uci configuration already matches")
+        return
+    script = apply_script(changes, state.get("checksum", ""))
+    yield FileUploadCommand(StringIO(script), APPLY_SCRIPT)
+    yield StringCommand("sh", APPLY_SCRIPT)
+
+
+def describe(changes: Changes) -> str:
+    """A redacted, human-readable list of the changes (for logs and --dry previews)."""
+    return "\n".join(changes.summary)
+
+
+def digest(changes: Changes) -> str:
+    """A short fingerprint of a change set (stable for identical batches)."""
+    return hashlib.sha256("\n".join(changes.batch).encode()).hexdigest()[:12]
