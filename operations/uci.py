@@ -378,7 +378,7 @@ rc=0
 {reloads}
 cleanup
 [ "$rc" = 0 ] || {{ echo "uci converge: committed, but a reload failed" >&2; exit 7; }}
-echo "uci converge: committed {len(changes.batch)} changes ({" ".join(changes.packages)})"
+echo "uci converge: committed {len(changes.batch)} change(s) to {" ".join(changes.packages)}"
 """
 
 

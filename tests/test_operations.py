@@ -1,0 +1,13 @@
+"""Operations as given facts -> exact commands (pyinfra-testing fixtures in
+tests/operations/<module>.<operation>/), the no-op cases included."""
+
+from pathlib import Path
+
+from pyinfra_testing.operations import make_operation_tests
+
+FIXTURES = Path(__file__).parent / "operations"
+
+for folder in sorted(p for p in FIXTURES.iterdir() if p.is_dir()):
+    test_class = make_operation_tests("operations", folder.name, folder)
+    globals()[test_class.__name__ + "_" + folder.name.replace(".", "_")] = test_class
+del test_class, folder
