@@ -1452,7 +1452,7 @@ class _Builder:
             s.opt("log_limit", _parse_limit)
             target = s.opt("target", lambda v: _enum(v, _TARGETS))
         except _Invalid as e:
-            kind = "unknown_zone" if re.search(r"option '(src|dest)'", str(e)) else \
+            kind = "unknown_zone" if re.search(r"option '(src|dest)' specifies", str(e)) else \
                 "invalid_option"
             extra = ""
             if kind == "unknown_zone":
