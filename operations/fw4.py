@@ -399,7 +399,12 @@ class ZoneMatch:
 
 @dataclass
 class Zone:
-    """A parsed, enabled zone.  ``devices`` are the resolved positive device matches (nft form)."""
+    """A parsed, enabled zone (``section`` is its uci id).
+
+    ``devices`` are the resolved positive device matches in nft form (``tun*`` for ``tun+``),
+    ``match_rules`` the membership tests fw4 turns into ``iifname``/``oifname`` jumps, ``sflags``/
+    ``dflags`` the verdicts for which ``<verdict>_from_<zone>``/``<verdict>_to_<zone>`` exist.
+    """
 
     name: str
     section: str
@@ -429,7 +434,9 @@ class Zone:
 
 @dataclass
 class Rule:
-    """A rule or forwarding as fw4 placed it (one per section; ``matches`` per proto/family)."""
+    """A rule or forwarding as fw4 placed it: ``section`` is the uci id (``vpn_ai``,
+    ``@rule[3]``), ``src``/``dest`` a zone name, ``"*"`` or ``None``, ``target`` ``None`` when the
+    rule has no verdict, ``entries`` the nft rules (one per protocol/family split) in ``chain``."""
 
     section: str
     name: str
@@ -1381,7 +1388,7 @@ class _Builder:
                                            **base))  # type: ignore[arg-type]
 
         zone = Zone(
-            name=name, section=s.label(), input=zin, output=zout, forward=zfwd, family=family,
+            name=name, section=s.sid, input=zin, output=zout, forward=zfwd, family=family,
             networks=tuple(("!" if inv else "") + n for inv, n in networks),
             devices=tuple(dict.fromkeys(dv for inv, dv in match_devices if not inv)),
             subnets=tuple(a.text for a in sub4 + sub6),
@@ -1550,7 +1557,7 @@ class _Builder:
             conditions.append(f"<ipset {ipset[1]}>")
             self.warn("not_modelled", label, "ipset matches are assumed to match")
 
-        rule = Rule(label, name, "rule", src_ref, dest_ref, target, chain, jump_chain,
+        rule = Rule(s.sid, name, "rule", src_ref, dest_ref, target, chain, jump_chain,
                     family or 0)
         iif = oif = ()
         if device is not None:
@@ -1658,7 +1665,7 @@ class _Builder:
         else:
             entry = Entry(Match(family=fam), "accept", comment=name,
                           origin=f"forwarding:{s.sid}")
-        self.rules.append(Rule(s.label(), name, "forwarding", src_zone.name if src_zone else "*",
+        self.rules.append(Rule(s.sid, name, "forwarding", src_zone.name if src_zone else "*",
                                dest_zone.name if dest_zone else "*", "accept", chain,
                                entry.arg, fam, [entry]))
 
@@ -1692,13 +1699,14 @@ class _Builder:
     def _pitfalls(self) -> None:
         seen: dict[str, Zone] = {}
         for z in self.zones:
+            label = z.section if z.section == z.name else f"{z.section} ({z.name})"
             if z.name in seen:
-                self.warn("duplicate_zone_name", z.section, f"zone name {z.name!r} is used "
-                          f"twice (also {seen[z.name].section}): nft refuses the ruleset "
+                self.warn("duplicate_zone_name", label, f"zone name {z.name!r} is used "
+                          f"twice (also section {seen[z.name].section}): nft refuses the ruleset "
                           f"(redefinition of symbol '{z.name}_devices')", fatal=True)
             seen.setdefault(z.name, z)
             if not z.match_rules:
-                self.warn("zone_matches_nothing", z.section, f"zone {z.name!r} has no device "
+                self.warn("zone_matches_nothing", label, f"zone {z.name!r} has no device "
                           "or subnet: no traffic ever enters its chains")
         owner: dict[str, Zone] = {}
         for z in self.zones:
@@ -1706,9 +1714,9 @@ class _Builder:
                 if n.startswith("!"):
                     continue
                 if n in owner and owner[n] is not z:
-                    self.warn("network_in_multiple_zones", z.section, f"network {n!r} is "
-                              f"also in zone {owner[n].name!r}: the first zone's chains "
-                              "decide its input, forward rules of both apply")
+                    self.warn("network_in_multiple_zones", f"{z.section} ({z.name})",
+                              f"network {n!r} is also in zone {owner[n].name!r}: the first "
+                              "zone's chains decide its input, forward rules of both apply")
                 owner.setdefault(n, z)
         if self.defaults.forward == "accept":
             self.warn("defaults_forward_accept", self.defaults.section or "defaults",
@@ -2132,6 +2140,9 @@ def render_nft(fw: Firewall, *, user_includes: bool = True) -> str:
     headers = {"dstnat": "NAT rules", "raw_prerouting": "Raw rules (notrack)",
                "mangle_prerouting": "Mangle rules"}
     for name, chain in fw.chains.items():
+        for e in chain.entries:
+            if any(c.startswith("<ipset ") for c in e.match.conditions):
+                raise NotImplementedError(f"render_nft does not render ipsets ({e.comment})")
         if name in headers:
             out += ["", "\t#", f"\t# {headers[name]}", "\t#", ""]
         out.append(f"\tchain {name} {{")

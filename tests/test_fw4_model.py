@@ -215,7 +215,7 @@ def test_target_config_verdict_table(target: Firewall, desc: str, flow: Flow, ex
 
 def test_vpn_ai_rule_is_ipv4_only(target: Firewall) -> None:
     """dest_ip 192.168.100.10 makes the rule IPv4-only (family inference)."""
-    rule = next(r for r in target.rules if r.section.startswith("vpn_ai"))
+    rule = next(r for r in target.rules if r.section == "vpn_ai")
     assert rule.family == 4 and rule.chain == "forward_vpn" and rule.jump_chain == "accept_to_dmz"
     assert verdict(target, "vpn", "dmz", "tcp", 11434, dest_ip="fd00::10") == "reject"
 
@@ -329,7 +329,7 @@ def test_rule_with_unknown_zone_is_skipped_and_fails_open() -> None:
     assert verdict(fw, "vpn", "lan", "tcp", 22) == "accept"  # the skipped REJECT fails open
     (finding,) = fw.findings("unknown_zone")
     assert finding.skipped and "vpn_block" in finding.section and "'dest'" in finding.message
-    assert not any(r.section.startswith("vpn_block") for r in fw.rules)
+    assert not any(r.section == "vpn_block" for r in fw.rules)
     # a skipped ACCEPT fails closed
     cfg = set_option(target_config(), "firewall", "rule", {"name": "Allow-VPN-to-AI"},
                      dest="DMZ")
@@ -342,7 +342,7 @@ def test_rule_without_target_gives_no_verdict() -> None:
     counter = sec("rule", "count_ssh", name="Count-SSH", src="vpn", dest="dmz", proto="tcp",
                   dest_port="22")
     fw = build(with_sections(target_config(), counter, before="rule"), DEVICES)
-    (rule,) = [r for r in fw.rules if r.section.startswith("count_ssh")]
+    (rule,) = [r for r in fw.rules if r.section == "count_ssh"]
     assert rule.target is None and rule.entries[0].action is None
     assert fw.chains["forward_vpn"].verdicts == ["", "jump accept_to_dmz", "jump reject_to_vpn"]
     v = fw.verdict(Flow("vpn", "dmz", "tcp", 22, dest_ip=AI))
@@ -360,7 +360,7 @@ def test_rule_with_dest_but_no_src_is_an_output_rule() -> None:
     cfg = copy.deepcopy(target_config())
     del next(s for s in cfg["firewall"] if s["name"] == "vpn_ai")["options"]["src"]
     fw = build(cfg, DEVICES)
-    (rule,) = [r for r in fw.rules if r.section.startswith("vpn_ai")]
+    (rule,) = [r for r in fw.rules if r.section == "vpn_ai"]
     assert rule.chain == "output_dmz"
     assert fw.chains["forward_vpn"].verdicts == ["jump reject_to_vpn"]
     assert verdict(fw, "vpn", "dmz", "tcp", 11434, dest_ip=AI) == "reject"
@@ -589,7 +589,7 @@ def test_src_star_rules_go_to_the_main_chains() -> None:
              sec("rule", "vpn_any", name="VPN-Any", src="vpn", dest="*", proto="tcp",
                  dest_port="25", target="DROP")]
     fw = build(with_sections(target_config(), *rules), DEVICES)
-    placed = {r.section.split(" ")[0]: (r.chain, r.jump_chain) for r in fw.rules}
+    placed = {r.section: (r.chain, r.jump_chain) for r in fw.rules}
     assert placed["any_in"] == ("input", None)
     assert placed["any_to_dmz"] == ("forward", "accept_to_dmz")
     assert placed["vpn_any"] == ("forward_vpn", None)
