@@ -54,7 +54,7 @@ DMZ_INTERFACE = "dmz"
 PACKAGES = ["kmod-wireguard", "wireguard-tools"]
 
 
-def _section(package: str, name: str, stype: str, **options: Any) -> dict[str, Any]:
+def _section(package: str, name: str, stype: str, /, **options: Any) -> dict[str, Any]:
     return {
         "package": package,
         "name": name,

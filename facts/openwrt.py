@@ -65,19 +65,19 @@ def _state_script(packages: tuple[str, ...]) -> str:
         [
             # the private directory the uci apply script is later uploaded to
             "(umask 077; mkdir -p /tmp/pyinfra-apply)",
-            f"echo {_SEP}release",
+            f"echo {shlex.quote(_SEP + 'release')}",
             "cat /etc/openwrt_release 2>/dev/null",
-            f"echo {_SEP}os-release",
+            f"echo {shlex.quote(_SEP + 'os-release')}",
             "cat /usr/lib/os-release 2>/dev/null",
-            f"echo {_SEP}packages",
+            f"echo {shlex.quote(_SEP + 'packages')}",
             _LIST_PACKAGES,
-            f"echo {_SEP}pending",
+            f"echo {shlex.quote(_SEP + 'pending')}",
             f"uci changes 2>/dev/null | sed -E {sed}",
-            f"for p in {pkgs}; do echo {_SEP}export $p; "
+            f"for p in {pkgs}; do echo {shlex.quote(_SEP + 'export')} $p; "
             f"uci -n export $p 2>/dev/null | awk {awk}; done",
-            f"echo {_SEP}checksum",
+            f"echo {shlex.quote(_SEP + 'checksum')}",
             f"for p in {pkgs}; do uci -n export $p 2>/dev/null; done | sha256sum",
-            f"echo {_SEP}end",
+            f"echo {shlex.quote(_SEP + 'end')}",
         ]
     )
 

@@ -217,7 +217,7 @@ def compute_changes(
         changes.batch     # ["set network.wg0=interface", "set network.wg0.proto='wireguard'", ...]
         changes.expected  # ["network.wg0='interface'", "network.wg0.proto='wireguard'", ...]
     """
-    sections = list(sections)
+    sections, absent, edits = list(sections), list(absent), list(edits)
     _validate_desired(sections)
     rec = _Recorder()
     desired_names = {(s["package"], s["name"]) for s in sections}
@@ -227,19 +227,32 @@ def compute_changes(
         current = list(config.get(pkg, []))
         by_name = {s["name"]: s for s in current if s.get("name")}
 
-        # 1. foreign sections found by content
-        for edit in edits:
-            if edit["package"] != pkg:
+        def owned(sec: Mapping[str, Any], pkg: str = pkg) -> bool:
+            return bool(sec.get("name")) and (pkg, sec["name"]) in desired_names
+
+        pkg_edits = [e for e in edits if e["package"] == pkg]
+        # 1. deletions first: foreign sections matched by a deleting edit, and sections of
+        #    types we own exclusively that are not desired. Each is deleted once, and no
+        #    later edit touches it.
+        deleted: set[str] = set()
+        for sec in current:
+            if owned(sec):
+                continue
+            doomed = (pkg, sec["type"]) in exclusive or any(
+                e.get("delete") and _matches(sec, e.get("match", {})) for e in pkg_edits
+            )
+            if doomed:
+                deleted.add(_ref(sec))
+                _delete(rec, pkg, sec["type"], _ref(sec))
+
+        # 2. other changes to foreign sections found by content
+        for edit in pkg_edits:
+            if edit.get("delete"):
                 continue
             for sec in current:
-                if sec.get("name") and (pkg, sec["name"]) in desired_names:
-                    continue
-                if not _matches(sec, edit.get("match", {})):
+                if owned(sec) or _ref(sec) in deleted or not _matches(sec, edit.get("match", {})):
                     continue
                 ref, stype = _ref(sec), sec["type"]
-                if edit.get("delete"):
-                    _delete(rec, pkg, stype, ref)
-                    continue
                 for opt, value in edit.get("set", {}).items():
                     if not _same_scalar(opt, sec["options"].get(opt), value):
                         _set(rec, pkg, stype, ref, opt, value)
@@ -256,13 +269,6 @@ def compute_changes(
                             )
                         elif have == value:
                             _delete(rec, pkg, stype, f"{ref}.{opt}")
-
-        # 2. sections of types we own exclusively that are not desired
-        for sec in current:
-            if (pkg, sec["type"]) in exclusive and not (
-                sec.get("name") and (pkg, sec["name"]) in desired_names
-            ):
-                _delete(rec, pkg, sec["type"], _ref(sec))
 
         # 3. named sections we own
         for want in sections:
