@@ -1,0 +1,218 @@
+"""The router deploy over real OpenSSH, with the pyinfra CLI exactly as a user runs it, to a
+router whose shell is BusyBox ash and whose `uci` is the stand-in: converge from factory state,
+re-run without changes, counted round trips, no secret in any output, drift repaired."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploys.invariants import check
+from deploys.keys import KeyStore
+from deploys.plan import materialize, validate
+from facts.openwrt import parse_uci_export
+from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
+
+pytestmark = pytest.mark.ssh
+
+_MISSING = requirements_missing()
+if _MISSING:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
+    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+
+NETWORK = {
+    "vpn_subnet": "10.10.10.0/24",
+    "vpn_port": 51820,
+    "vpn_endpoint": "vpn.example.org",
+    "lan_subnet": "192.168.1.0/24",
+    "dmz_subnet": "192.168.100.0/24",
+    "dmz_device": "lan4",
+    "lan_to_dmz": False,
+}
+SERVER = {"dmz_address": "192.168.100.10", "dmz_mac": "52:54:00:a1:00:10"}
+
+INVENTORY = """
+from deploys.plan import validate_before_connect
+validate_before_connect()
+_net = {network!r}
+router = [("router", {{**{router!r}, **_net}})]
+server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **{server!r}}})]
+clients = [
+    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **data}})
+    for name, data in {clients!r}
+]
+"""
+
+
+def write_inventory(path: Path, router: OpenWrtHost, secrets: Path, clients=None,
+                    peers=None) -> Path:
+    network = {**NETWORK, "secrets_dir": str(secrets),
+               "vpn_peers": peers if peers is not None else [{"name": "alice_phone"}]}
+    clients = clients if clients is not None else [("alice-mac", {"vpn_name": "alice_mac"}),
+                                                   ("bob-mac", {})]
+    path.write_text(INVENTORY.format(network=network, router=router.inventory_data(),
+                                     server=SERVER, clients=clients))
+    return path
+
+
+def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", "--limit", "router",
+         *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300, input="\n",
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    return result
+
+
+def plan_for(secrets: Path, clients, peers):
+    spec = validate(
+        network={**NETWORK, "vpn_peers": peers}, router=("router", {}),
+        server=("ai-server", SERVER), clients=clients,
+    )
+    return materialize(spec, KeyStore(secrets))
+
+
+def router_config(router: OpenWrtHost) -> dict:
+    return {p: parse_uci_export(f"package {p}\n" + router.read_config(p))[p]
+            for p in ("network", "firewall", "dhcp")}
+
+
+def secrets_in(secrets: Path) -> list[str]:
+    return [p.read_text().strip() for p in secrets.rglob("*") if p.suffix in (".key", ".psk")]
+
+
+@pytest.fixture
+def router(tmp_path):
+    with OpenWrtHost(tmp_path, packages=("base-files", "busybox", "dropbear", "firewall4",
+                                         "libc", "uci")) as host:
+        yield host
+
+
+def test_converge_then_noop_over_ssh(tmp_path, router):
+    secrets = tmp_path / "secrets"
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
+
+    # 1. converge from factory 23.05 state (-y: no change-detection pass)
+    first = pyinfra(inventory, "-y")
+    assert first.returncode == 0, first.stdout + first.stderr
+    commands = router.commands()
+    assert router.exec_count() <= 6 and router.upload_count() == 1, commands
+    assert any("opkg install kmod-wireguard wireguard-tools" in c for c in commands)
+    assert router.events() == ["network reload", "dnsmasq reload", "firewall reload"]
+    # the apply script deleted itself, and the config is committed (nothing pending)
+    assert router.run("ls /tmp/pyinfra-apply").stdout == ""
+    assert router.run("uci changes").stdout == ""
+    installed = router.run("opkg list-installed").stdout
+    assert "wireguard-tools - " in installed and "kmod-wireguard - " in installed
+
+    plan = plan_for(secrets, [("alice-mac", {"vpn_name": "alice_mac"}), ("bob-mac", {})],
+                    [{"name": "alice_phone"}])
+    assert check(router_config(router), plan) == []
+
+    # 2. a second run, with the default change detection, changes nothing
+    router.reset_counts()
+    router.clear_events()
+    before = {p: router.read_config(p) for p in ("network", "firewall", "dhcp")}
+    second = pyinfra(inventory)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "No changes" in second.stderr + second.stdout
+    assert router.exec_count() <= 2 and router.upload_count() == 0, router.commands()
+    assert router.events() == []
+    assert {p: router.read_config(p) for p in before} == before
+
+    # 3. no key ever appeared on a command line
+    keys = secrets_in(secrets)
+    assert len(keys) >= 5
+    everything = "\n".join(router.commands(all=True))
+    for key in keys:
+        assert key not in everything
+
+
+def test_no_secret_in_output_at_any_verbosity(tmp_path, router):
+    secrets = tmp_path / "secrets"
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
+    run = pyinfra(inventory, "-y", "-vvv", "--debug")
+    assert run.returncode == 0, run.stdout + run.stderr
+    dry = pyinfra(inventory, "--dry", "-vvv", "--debug")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    keys = secrets_in(secrets)
+    assert keys
+    for output in (run.stdout, run.stderr, dry.stdout, dry.stderr):
+        for key in keys:
+            assert key not in output
+    debug_log = REPO / "pyinfra-debug.log"
+    if debug_log.exists():
+        text = debug_log.read_text()
+        assert not any(key in text for key in keys)
+
+
+def test_revoked_and_hand_added_peers_are_removed_with_ifup_only(tmp_path, router):
+    secrets = tmp_path / "secrets"
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
+    assert pyinfra(inventory, "-y").returncode == 0
+    # someone adds a peer by hand in LuCI, and bob is disabled in the inventory
+    router.run("uci add network wireguard_wg0 >/dev/null; "
+               "uci set network.@wireguard_wg0[-1].public_key=HandMadeKeyXXXXXXXXXXXXXXXXXXXXXXXXXX"
+               "XXXXXX=; uci commit network", check=True)
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets,
+                                clients=[("alice-mac", {"vpn_name": "alice_mac"}),
+                                         ("bob-mac", {"vpn_enabled": False})])
+    router.reset_counts()
+    router.clear_events()
+    run = pyinfra(inventory, "-y")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert router.events() == ["ifup wg0"]
+    peers = [s for s in router_config(router)["network"] if s["type"] == "wireguard_wg0"]
+    assert [s["name"] for s in peers] == ["wgpeer_alice_mac", "wgpeer_alice_phone"]
+
+
+def test_foreign_pending_changes_stop_the_run(tmp_path, router):
+    secrets = tmp_path / "secrets"
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
+    router.run("uci set network.lan.ipaddr=192.168.2.1", check=True)
+    run = pyinfra(inventory, "-y")
+    assert run.returncode != 0
+    assert "uncommitted uci changes are pending" in run.stderr + run.stdout
+    assert "network.lan.ipaddr='192.168.2.1'" in run.stderr + run.stdout
+    # nothing of ours was applied, and their change is still pending, untouched
+    assert "wg0" not in router.read_config("network")
+    assert router.run("uci changes").stdout.strip() == "network.lan.ipaddr='192.168.2.1'"
+
+
+def test_drift_is_repaired_in_one_run(tmp_path, router):
+    secrets = tmp_path / "secrets"
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
+    assert pyinfra(inventory, "-y").returncode == 0
+    router.run("uci delete firewall.vpn_ai; uci set firewall.wg_in.dest_port=22; "
+               "uci set firewall.@rule[0].enabled=0; uci commit firewall", check=True)
+    router.clear_events()
+    assert pyinfra(inventory, "-y").returncode == 0
+    assert router.events() == ["firewall reload"]
+    plan = plan_for(secrets, [("alice-mac", {"vpn_name": "alice_mac"}), ("bob-mac", {})],
+                    [{"name": "alice_phone"}])
+    assert check(router_config(router), plan) == []
+    router.reset_counts()
+    assert "No changes" in (lambda r: r.stdout + r.stderr)(pyinfra(inventory))
+
+
+def test_fact_from_the_cli(tmp_path, router):
+    secrets = tmp_path / "secrets"
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyinfra", str(inventory), "--limit", "router", "--json",
+         "fact", "facts.openwrt.OpenWrtState"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)["facts.openwrt.OpenWrtState"]["router"]
+    assert data["release"]["version"] == "23.05.5"
+    assert data["package_manager"] == "opkg"
+    assert [s["options"]["name"] for s in data["config"]["firewall"] if s["type"] == "zone"] == [
+        "lan", "wan"]
