@@ -49,8 +49,10 @@ class Router:
         self.bin = tmp_path / "bin"
         self.bin.mkdir()
         shim = self.bin / "uci"
-        shim.write_text(f'#!/bin/sh\nexec {sys.executable} {STANDIN} -c {self.confdir} '
-                        f'-t {self.savedir} "$@"\n')
+        # UCI_STANDIN_SAVEDIR replaces the default save dir the real uci also reads (/tmp/.uci),
+        # so that nothing on this machine leaks into the test
+        shim.write_text(f'#!/bin/sh\nUCI_STANDIN_SAVEDIR={self.savedir} exec {sys.executable} '
+                        f'{STANDIN} -c {self.confdir} -t {self.savedir} "$@"\n')
         shim.chmod(0o755)
 
     def uci(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
