@@ -216,3 +216,18 @@ def test_fact_from_the_cli(tmp_path, router):
     assert data["package_manager"] == "opkg"
     assert [s["options"]["name"] for s in data["config"]["firewall"] if s["type"] == "zone"] == [
         "lan", "wan"]
+
+
+@pytest.mark.parametrize("release", ["24.10.0", "25.12.0"])
+def test_newer_releases_opkg_and_apk(tmp_path, release):
+    with OpenWrtHost(tmp_path, release=release,
+                     packages=("base-files", "busybox", "dropbear", "firewall4")) as router:
+        inventory = write_inventory(tmp_path / "inventory.py", router, tmp_path / "secrets")
+        first = pyinfra(inventory, "-y")
+        assert first.returncode == 0, first.stdout + first.stderr
+        manager = "apk add" if release.startswith("25") else "opkg install"
+        assert any(f"{manager} kmod-wireguard wireguard-tools" in c for c in router.commands())
+        router.reset_counts()
+        second = pyinfra(inventory, "-y")
+        assert second.returncode == 0 and "No changes" in second.stdout + second.stderr
+        assert router.exec_count() == 1
