@@ -36,7 +36,13 @@ from io import StringIO
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, StringCommand, operation
+from pyinfra.api import (
+    FileUploadCommand,
+    FunctionCommand,
+    OperationError,
+    StringCommand,
+    operation,
+)
 
 from facts.openwrt import _REDACT_CHANGES_SED, PACKAGES, OpenWrtState
 from operations.secret import SECRET_OPTIONS, Secret, fingerprint, reveal
@@ -44,6 +50,14 @@ from operations.secret import SECRET_OPTIONS, Secret, fingerprint, reveal
 #: Where the apply script is uploaded. The directory is created mode 700 by the state fact.
 APPLY_DIR = "/tmp/pyinfra-apply"
 APPLY_SCRIPT = f"{APPLY_DIR}/uci-apply.sh"
+#: Cancels the rollback armed by the apply script; fails if the rollback already happened.
+CONFIRM_COMMAND = (
+    f"if [ -f {APPLY_DIR}/armed ]; then "
+    f"rm -rf {APPLY_DIR}/armed {APPLY_DIR}/backup {APPLY_DIR}/rollback.sh; "
+    f"else echo 'uci converge: too late, the previous configuration was restored' >&2; exit 1; fi"
+)
+#: Default rollback window (seconds), LuCI's default.
+ROLLBACK_SECONDS = 90
 
 RELOAD_COMMANDS = {
     "network": "/etc/init.d/network reload",
@@ -333,9 +347,62 @@ def _changed_interfaces(expected: list[str]) -> set[str]:
     return names
 
 
-def apply_script(changes: Changes, checksum: str, packages: Iterable[str] = PACKAGES) -> str:
-    """The router-side script that applies ``changes`` safely (see the module docstring)."""
+def needs_rollback_guard(changes: Changes) -> bool:
+    """Network or firewall reloads can cut the controller off; dhcp and peer changes cannot."""
+    return any(
+        cmd in changes.reload for cmd in (RELOAD_COMMANDS["network"], RELOAD_COMMANDS["firewall"])
+    )
+
+
+def _rollback_block(changes: Changes, seconds: int, pkgs: str) -> str:
+    """Arm a detached job that restores the previous files unless confirmed in time."""
+    reloads = "; ".join(
+        [
+            f"{cmd} >/dev/null 2>&1"
+            for cmd in (
+                RELOAD_COMMANDS["network"],
+                RELOAD_COMMANDS["dhcp"],
+                RELOAD_COMMANDS["firewall"],
+            )
+        ]
+    )
+    return f"""if [ -f "$d/armed" ]; then
+    fail "an earlier apply is still waiting for confirmation (rollback armed); try again later" 8
+fi
+rm -rf "$d/backup" && mkdir -p "$d/backup" || fail "cannot back up the configuration" 8
+for p in {pkgs}; do [ -f /etc/config/$p ] && cp -p /etc/config/$p "$d/backup/$p"; done
+cat > "$d/rollback.sh" <<'PYINFRA_ROLLBACK'
+d={APPLY_DIR}
+sleep {seconds}
+if [ -f "$d/armed" ]; then
+    rm -f "$d/armed"
+    for f in "$d"/backup/*; do [ -f "$f" ] && cp -p "$f" /etc/config/; done
+    {reloads}
+    logger -t pyinfra "uci converge: not confirmed in {seconds}s, config restored" 2>/dev/null
+    echo restored > "$d/rolled-back"
+fi
+rm -rf "$d/backup" "$d/rollback.sh"
+PYINFRA_ROLLBACK
+echo armed > "$d/armed"
+if command -v start-stop-daemon >/dev/null 2>&1; then
+    start-stop-daemon -S -b -x /bin/sh -- "$d/rollback.sh"
+else
+    (setsid /bin/sh "$d/rollback.sh" </dev/null >/dev/null 2>&1 &)
+fi
+"""
+
+
+def apply_script(
+    changes: Changes, checksum: str, packages: Iterable[str] = PACKAGES, rollback_seconds: int = 0
+) -> str:
+    """The router-side script that applies ``changes`` safely (see the module docstring).
+
+    With ``rollback_seconds`` > 0, the previous files are backed up before the commit and a
+    detached job restores them (and reloads) after that many seconds unless
+    :data:`CONFIRM_COMMAND` ran first, over a new SSH connection.
+    """
     pkgs = " ".join(packages)
+    guard = _rollback_block(changes, rollback_seconds, pkgs) if rollback_seconds > 0 else ""
     redact = _REDACT_CHANGES_SED.replace("'", "'\\''")
     batch = "\n".join(changes.batch)
     expected = "\n".join(changes.expected)
@@ -379,7 +446,7 @@ if [ "$(cat "$d/expected")" != "$(cat "$d/actual")" ]; then
     grep -vxF -f "$d/expected" "$d/actual" | redact >&2
     fail "nothing was committed" 5
 fi
-{commits}
+{guard}{commits}
 rc=0
 {reloads}
 cleanup
@@ -395,6 +462,7 @@ def converge(
     edits: list[dict[str, Any]] | None = None,
     exclusive_types: list[list[str]] | None = None,
     state: dict[str, Any] | None = None,
+    rollback_seconds: int = ROLLBACK_SECONDS,
 ):
     """Converge named UCI sections (and a few content-matched edits) in one verified batch.
 
@@ -404,10 +472,13 @@ def converge(
     + exclusive_types: ``[package, type]`` pairs whose undesired sections are deleted
     + state: the ``facts.openwrt.OpenWrtState`` already read by the deploy (saves an exec);
       read here when not given
+    + rollback_seconds: when network or firewall change, the router restores the previous
+      configuration after this many seconds unless the controller, over a **new** SSH
+      connection, confirms it can still reach the router (0 disables the guard)
 
     Nothing is yielded when the router already matches. Otherwise: one upload (the apply
-    script, which carries any keys) and one exec. Fails with a clear error when foreign uci
-    changes are pending.
+    script, which carries any keys) and one exec, plus, with the rollback guard, a reconnect and
+    one confirming exec. Fails with a clear error when foreign uci changes are pending.
 
     **Example:**
 
@@ -444,9 +515,31 @@ def converge(
     if not changes:
         host.noop("uci configuration already matches")
         return
-    script = apply_script(changes, state.get("checksum", ""))
+    guard = rollback_seconds if needs_rollback_guard(changes) else 0
+    script = apply_script(changes, state.get("checksum", ""), rollback_seconds=guard)
     yield FileUploadCommand(StringIO(script), APPLY_SCRIPT)
     yield StringCommand("sh", APPLY_SCRIPT)
+    if guard:
+        yield FunctionCommand(reconnect, (), {})
+        yield StringCommand(CONFIRM_COMMAND)
+
+
+def reconnect(state, host) -> None:
+    """Drop the SSH connection and open a new one (run on the controller, between the apply and
+    the confirmation): the rollback is only cancelled if a *new* connection still works."""
+    connector = host.connector
+    old = getattr(connector, "client", None)
+    if old is None:  # not an SSH connector (tests, @local): nothing to prove
+        return
+    connector.disconnect()
+    old.close()
+    try:
+        connector.connect()
+    except Exception as exc:
+        raise OperationError(
+            f"{host.name}: cannot reconnect after applying the configuration ({exc}); the router "
+            "restores the previous configuration when the rollback window ends"
+        ) from exc
 
 
 def describe(changes: Changes) -> str:

@@ -231,3 +231,43 @@ def test_newer_releases_opkg_and_apk(tmp_path, release):
         second = pyinfra(inventory, "-y")
         assert second.returncode == 0 and "No changes" in second.stdout + second.stderr
         assert router.exec_count() == 1
+
+
+def _apply_script_for_factory(router: OpenWrtHost, tmp_path: Path, seconds: int) -> str:
+    from deploys.router_config import current_defaults_forward, desired_router_config
+    from facts.openwrt import OpenWrtState, parse_state
+    from operations.uci import apply_script, compute_changes, needs_rollback_guard
+
+    plan = plan_for(tmp_path / "secrets", [("alice-mac", {})], [])
+    state = parse_state(router.run(OpenWrtState().command(), check=True).stdout.splitlines())
+    changes = compute_changes(
+        state["config"], **desired_router_config(plan, current_defaults_forward(state["config"])))
+    assert needs_rollback_guard(changes)
+    return apply_script(changes, state["checksum"], rollback_seconds=seconds)
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_rollback_guard_restores_unless_confirmed(tmp_path, router, confirmed):
+    import time
+
+    from operations.uci import CONFIRM_COMMAND
+
+    factory = {p: router.read_config(p) for p in ("network", "firewall", "dhcp")}
+    script = _apply_script_for_factory(router, tmp_path, seconds=2)
+    router.run("cat > /tmp/pyinfra-apply/uci-apply.sh", input=script, check=True)
+    result = router.run("sh /tmp/pyinfra-apply/uci-apply.sh")
+    assert result.returncode == 0, result.stderr
+    assert "wg0" in router.read_config("network")
+    if confirmed:
+        assert router.run(CONFIRM_COMMAND).returncode == 0
+    time.sleep(3.5)
+    restored = {p: router.read_config(p) for p in factory}
+    if confirmed:
+        assert restored != factory and "wg0" in restored["network"]
+        assert router.run("ls /tmp/pyinfra-apply").stdout == ""
+    else:
+        assert restored == factory
+        assert router.run("cat /tmp/pyinfra-apply/rolled-back").stdout == "restored\n"
+        assert router.events()[-3:] == ["network reload", "dnsmasq reload", "firewall reload"]
+        late = router.run(CONFIRM_COMMAND)
+        assert late.returncode == 1 and "too late" in late.stderr
