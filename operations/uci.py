@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from io import StringIO
 from typing import Any
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import (
     FileUploadCommand,
     FunctionCommand,
@@ -43,6 +43,7 @@ from pyinfra.api import (
     StringCommand,
     operation,
 )
+from pyinfra.api.state import StateStage
 
 from facts.openwrt import _REDACT_CHANGES_SED, PACKAGES, OpenWrtState
 from operations.secret import SECRET_OPTIONS, Secret, fingerprint, reveal
@@ -515,6 +516,7 @@ def converge(
     if not changes:
         host.noop("uci configuration already matches")
         return
+    _preview(changes)
     guard = rollback_seconds if needs_rollback_guard(changes) else 0
     script = apply_script(changes, state.get("checksum", ""), rollback_seconds=guard)
     yield FileUploadCommand(StringIO(script), APPLY_SCRIPT)
@@ -522,6 +524,19 @@ def converge(
     if guard:
         yield FunctionCommand(reconnect, (), {})
         yield StringCommand(CONFIRM_COMMAND)
+
+
+def _preview(changes: Changes) -> None:
+    """Print the (redacted) change list while pyinfra detects changes (``--dry`` shows it)."""
+    state = getattr(host, "state", None)
+    if getattr(state, "current_stage", None) != StateStage.Prepare:
+        return
+    prefix = getattr(host, "print_prefix", "")
+    logger.info(f"{prefix}uci changes ({len(changes.batch)}):")
+    for line in changes.summary:
+        logger.info(f"{prefix}    {line}")
+    for cmd in changes.reload + [f"ifup {i}" for i in changes.ifup]:
+        logger.info(f"{prefix}    then: {cmd}")
 
 
 def reconnect(state, host) -> None:
