@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from deploys.keys import KeyStore, is_valid_key, public_key
+from deploys.keys import (
+    KeyStore,
+    generate_preshared_key,
+    generate_private_key,
+    is_valid_key,
+    public_key,
+)
 from operations.secret import Secret
 
 #: Network-wide fields (``inventories/group_data/all.py``) and their defaults.
@@ -56,6 +62,8 @@ NETWORK_DEFAULTS: dict[str, Any] = {
     "lan_to_dmz": False,
     "ollama_port": 11434,
     "secrets_dir": "secrets",
+    "peer_output_dir": "out/peers",  # configs + QR codes of peers without SSH (git-ignored)
+    "rotate_peers": [],  # peers whose keys are replaced in this run (e.g. --data rotate_peers=x)
 }
 
 PEER_KINDS = ("macos", "phone", "tablet", "linux", "windows", "other")
@@ -122,6 +130,8 @@ class Spec:
     lan_to_dmz: bool
     ollama_port: int
     secrets_dir: str
+    peer_output_dir: str
+    rotate_peers: tuple[str, ...]
     peers: tuple[PeerSpec, ...]
 
 
@@ -454,6 +464,19 @@ def validate(
                 )
             seen_keys.setdefault(p.public_key, who)
 
+    output_dir = _network_value(network, "peer_output_dir")
+    if not isinstance(output_dir, str) or not output_dir:
+        c.error(net, "peer_output_dir", output_dir, "expected a directory path")
+    rotate = _network_value(network, "rotate_peers")
+    if isinstance(rotate, str):
+        rotate = [r for r in rotate.split(",") if r]
+    if not isinstance(rotate, list | tuple):
+        c.error(net, "rotate_peers", rotate, "expected a list of peer names")
+        rotate = []
+    for name in rotate:
+        if name not in seen_names:
+            c.error(net, "rotate_peers", name, "no such peer in the inventory")
+
     if c.errors:
         raise PlanError(c.errors)
 
@@ -479,6 +502,8 @@ def validate(
         lan_to_dmz=lan_to_dmz,
         ollama_port=ollama_port,
         secrets_dir=secrets_dir,
+        peer_output_dir=output_dir,
+        rotate_peers=tuple(rotate),
         peers=tuple(peers),
     )
 
@@ -528,13 +553,31 @@ def _peer(c: _Checker, who: str, raw: Mapping[str, Any], host: str | None, prefi
 # -- keys and addresses ---------------------------------------------------------------------
 
 
-def materialize(spec: Spec, store: KeyStore) -> Plan:
+def materialize(spec: Spec, store: KeyStore, dry: bool | None = None) -> Plan:
     """Add keys (created on first use) and stable automatic addresses to a validated spec.
 
     Automatic addresses are recorded in the key store the first time, and reused afterwards;
     a peer keeps its address when other peers are added or removed. Addresses of peers no
     longer in the inventory are released.
+
+    Key lifecycle: peers named in ``rotate_peers`` get new keys (the old ones are archived);
+    keys of peers that are no longer in the inventory are archived, never deleted. With
+    ``dry`` (default: pyinfra's ``--dry``) nothing is archived, and rotated keys are new keys
+    kept in memory only, so the preview shows the change without making it.
     """
+    if dry is None:
+        dry = "--dry" in sys.argv
+    names = {p.name for p in spec.peers}
+    fresh: dict[str, Secret] = {}
+    for name in spec.rotate_peers:
+        if dry:
+            fresh[name] = generate_private_key()
+        else:
+            store.archive_peer(name, reason="rotated")
+    if not dry:
+        for name in store.peer_names():
+            if name not in names:
+                store.archive_peer(name, reason="removed")
     router_private = store.router_private_key()
     router_public = public_key(router_private)
     errors = []
@@ -549,7 +592,6 @@ def materialize(spec: Spec, store: KeyStore) -> Plan:
 
     recorded = store.assigned_addresses()
     explicit = {p.address for p in spec.peers if p.address is not None}
-    names = {p.name for p in spec.peers}
     assigned: dict[str, str] = {}
     taken = set(explicit) | {spec.vpn_router_address}
     for p in spec.peers:  # keep earlier automatic assignments that are still free
@@ -575,7 +617,8 @@ def materialize(spec: Spec, store: KeyStore) -> Plan:
 
     peers = []
     for p in spec.peers:
-        private = None if p.public_key else store.peer_private_key(p.name)
+        private = None if p.public_key else fresh.get(p.name) or store.peer_private_key(p.name)
+        psk = generate_preshared_key() if p.name in fresh else store.peer_preshared_key(p.name)
         peers.append(
             Peer(
                 name=p.name,
@@ -585,7 +628,7 @@ def materialize(spec: Spec, store: KeyStore) -> Plan:
                 enabled=p.enabled,
                 host=p.host,
                 public_key=p.public_key or public_key(private),
-                preshared_key=store.peer_preshared_key(p.name),
+                preshared_key=psk,
                 private_key=private,
             )
         )

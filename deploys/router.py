@@ -2,8 +2,10 @@
 
 One read (``facts.openwrt.OpenWrtState``: uci export of network/firewall/dhcp, release,
 packages, pending changes) and, only when something differs: one package install, one upload
-and one exec (the verified uci batch with commit and targeted reloads). A re-run that finds
-nothing to change runs that single read and nothing else.
+and one exec (the verified uci batch with commit and targeted reloads), plus a confirmation over
+a new connection when network or firewall changed (the rollback guard). A re-run that finds
+nothing to change runs that single read and nothing else. Configs and QR codes of peers without
+SSH are written on the controller (``peer_output_dir``) when they changed.
 
 Run it through ``deploys/all.py`` (``--limit router`` to touch only the router)::
 
@@ -13,10 +15,11 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
+from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.router_config import PACKAGES, current_defaults_forward, desired_router_config
 from facts.openwrt import OpenWrtState
-from operations import openwrt, uci
+from operations import openwrt, peer_files, uci
 
 plan = current_plan()
 state = host.get_fact(OpenWrtState)
@@ -36,4 +39,15 @@ uci.converge(
     name="OpenWrt: WireGuard, DMZ, firewall (uci)",
     state=state,
     **desired_router_config(plan, current_defaults_forward(state["config"])),
+)
+
+# Devices without SSH (phones, tablets): their configs and QR codes, on the controller.
+peer_files.write(
+    name="Peers without SSH: WireGuard configs and QR codes",
+    configs={
+        p.name: peer_config(plan, p)
+        for p in plan.enabled_peers
+        if p.host is None and p.private_key is not None
+    },
+    directory=plan.peer_output_dir,
 )

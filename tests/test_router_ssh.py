@@ -53,6 +53,7 @@ clients = [
 def write_inventory(path: Path, router: OpenWrtHost, secrets: Path, clients=None,
                     peers=None) -> Path:
     network = {**NETWORK, "secrets_dir": str(secrets),
+               "peer_output_dir": str(secrets.parent / "peers-out"),
                "vpn_peers": peers if peers is not None else [{"name": "alice_phone"}]}
     clients = clients if clients is not None else [("alice-mac", {"vpn_name": "alice_mac"}),
                                                    ("bob-mac", {})]

@@ -1,0 +1,279 @@
+"""Peers: rendered configs parsed back field by field, QR codes decoded by a real decoder,
+the key lifecycle, and a real WireGuard tunnel (wireguard-go + wg) between two namespaces built
+from the generated client config and the router side it pairs with."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from deploys.keys import KeyStore, public_key
+from deploys.peers import allowed_ips, parse_wg_quick, peer_config, router_wg_setconf
+from deploys.plan import materialize, validate
+from operations import peer_files
+from operations.secret import Secret
+
+NETWORK = {
+    "vpn_subnet": "10.10.10.0/24",
+    "vpn_endpoint": "vpn.example.org",
+    "vpn_port": 51820,
+    "vpn_keepalive": 25,
+    "dmz_subnet": "192.168.100.0/24",
+    "lan_subnet": "192.168.1.0/24",
+    "vpn_peers": [{"name": "alice_phone"}, {"name": "bob_tablet", "kind": "tablet",
+                                            "keepalive": 0}],
+}
+SERVER = ("ai-server", {"dmz_address": "192.168.100.10"})
+
+
+def make_plan(store: KeyStore, dry: bool = False, **network):
+    spec = validate(network={**NETWORK, **network}, router=("router", {}), server=SERVER,
+                    clients=[("alice-mac", {"vpn_name": "alice_mac"})])
+    return materialize(spec, store, dry=dry)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return KeyStore(tmp_path / "secrets")
+
+
+def test_peer_config_fields(store):
+    plan = make_plan(store)
+    peer = plan.peer("alice_phone")
+    text = peer_config(plan, peer).reveal()
+    conf = parse_wg_quick(text)
+    assert conf["Interface"] == {"PrivateKey": peer.private_key.reveal(),
+                                 "Address": f"{peer.address}/32"}
+    assert public_key(conf["Interface"]["PrivateKey"]) == peer.public_key
+    assert conf["Peer"] == [{
+        "PublicKey": plan.router_public_key,
+        "PresharedKey": peer.preshared_key.reveal(),
+        "Endpoint": "vpn.example.org:51820",
+        "AllowedIPs": "10.10.10.0/24, 192.168.100.10/32",
+        "PersistentKeepalive": "25",
+    }]
+    assert "0.0.0.0/0" not in text and "DNS" not in text  # split tunnel, no internet
+    tablet = parse_wg_quick(peer_config(plan, plan.peer("bob_tablet")).reveal())
+    assert "PersistentKeepalive" not in tablet["Peer"][0]
+    assert str(peer_config(plan, peer)).startswith("<secret")
+
+
+def test_router_side_lists_enabled_peers_only(store):
+    plan = make_plan(store, vpn_peers=[{"name": "alice_phone"},
+                                      {"name": "bob_tablet", "enabled": False}])
+    conf = parse_wg_quick(router_wg_setconf(plan).reveal())
+    assert conf["Interface"] == {"PrivateKey": plan.router_private_key.reveal(),
+                                 "ListenPort": "51820"}
+    assert [p["AllowedIPs"] for p in conf["Peer"]] == [f"{p.address}/32"
+                                                       for p in plan.enabled_peers]
+    assert {p["PublicKey"] for p in conf["Peer"]} == {p.public_key for p in plan.enabled_peers}
+
+
+@pytest.mark.skipif(shutil.which("zbarimg") is None, reason="zbar-tools (zbarimg) missing")
+def test_png_qr_code_decodes_to_exactly_the_config(store):
+    plan = make_plan(store)
+    text = peer_config(plan, plan.peer("alice_phone")).reveal()
+    png = peer_files.qr_png(text)
+    path = Path(store.root) / "qr.png"
+    path.write_bytes(png)
+    decoded = subprocess.run(["zbarimg", "--raw", "-q", str(path)], capture_output=True,
+                             check=True).stdout.decode()
+    assert decoded == text + "\n"  # zbarimg ends every symbol with a newline
+    assert "\u2588" in peer_files.qr_terminal(text).decode() or \
+        "\u2580" in peer_files.qr_terminal(text).decode()
+
+
+def test_peer_files_written_once_with_private_modes(tmp_path, store):
+    from pyinfra.context import ctx_host, ctx_state
+    from pyinfra_testing.util import FakeState, create_host
+
+    plan = make_plan(store)
+    configs = {"alice_phone": peer_config(plan, plan.peer("alice_phone"))}
+    out = tmp_path / "out" / "peers"
+    (out.parent).mkdir()
+    (out).mkdir(mode=0o755)
+    (out / "old_peer.conf").write_text("stale")
+
+    def run():
+        state = FakeState()
+        host = create_host(state, facts={})
+        with ctx_state.use(state), ctx_host.use(host):
+            commands = list(peer_files.write._inner(configs=configs, directory=str(out)))
+        return host, commands
+
+    host, commands = run()
+    assert len(commands) == 1
+    command = commands[0]
+    command.function(*command.args, **command.kwargs)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["alice_phone.conf", "alice_phone.png", "alice_phone.qr.txt"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
+    assert (out / "alice_phone.conf").read_text() == configs["alice_phone"].reveal()
+    host, commands = run()
+    assert commands == [] and "up to date" in host.noop_description
+    # the private key is not in the op's printable arguments
+    assert configs["alice_phone"].reveal() not in repr(configs)
+
+
+def test_rotation_archives_old_keys_and_dry_run_changes_nothing(store):
+    plan = make_plan(store)
+    old = plan.peer("alice_phone")
+    dry = make_plan(store, dry=True, rotate_peers=["alice_phone"])
+    assert dry.peer("alice_phone").public_key != old.public_key
+    assert not (store.base / "archive").exists()
+    assert make_plan(store).peer("alice_phone").public_key == old.public_key
+
+    rotated = make_plan(store, rotate_peers="alice_phone")
+    new = rotated.peer("alice_phone")
+    assert new.public_key != old.public_key and new.preshared_key != old.preshared_key
+    assert new.address == old.address
+    archived = list((store.base / "archive").iterdir())
+    assert len(archived) == 1 and archived[0].name.endswith("-alice_phone-rotated")
+    assert (archived[0] / "alice_phone.key").read_text().strip() == old.private_key.reveal()
+    # the next run without the flag keeps the new keys
+    assert make_plan(store).peer("alice_phone").public_key == new.public_key
+    # other peers untouched
+    assert rotated.peer("alice_mac").public_key == plan.peer("alice_mac").public_key
+
+
+def test_removed_peer_secrets_are_archived_not_deleted(store):
+    plan = make_plan(store)
+    bob = plan.peer("bob_tablet")
+    make_plan(store, dry=True, vpn_peers=[{"name": "alice_phone"}])
+    assert store.has_peer("bob_tablet")  # a dry run archives nothing
+    make_plan(store, vpn_peers=[{"name": "alice_phone"}])
+    assert not store.has_peer("bob_tablet")
+    archived = [p for p in (store.base / "archive").iterdir() if "bob_tablet" in p.name]
+    assert (archived[0] / "bob_tablet.key").read_text().strip() == bob.private_key.reveal()
+
+
+def test_unknown_rotation_target_is_an_input_error(store):
+    from deploys.plan import PlanError
+
+    with pytest.raises(PlanError) as info:
+        make_plan(store, rotate_peers=["carol"])
+    assert info.value.errors == ["network: rotate_peers: 'carol' (no such peer in the inventory)"]
+
+
+# -- a real tunnel -------------------------------------------------------------------------
+
+def _can_netns() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root"
+    for tool in ("ip", "wg", "wireguard-go", "ping"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun is missing"
+    return None
+
+
+class Namespaces:
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.tag = tag
+        self.router, self.client = f"ssot-r-{tag}", f"ssot-c-{tag}"
+        # wireguard-go's control sockets live in /var/run/wireguard/<ifname>.sock, shared by all
+        # namespaces: every interface needs a name unique on the machine
+        self.ifaces: list[tuple[str, str]] = []
+
+    def sh(self, ns: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", command],
+                              capture_output=True, text=True, check=check, timeout=30)
+
+    def up(self) -> None:
+        for ns in (self.router, self.client):
+            subprocess.run(["ip", "netns", "add", ns], check=True)
+            self.sh(ns, "ip link set lo up")
+        # the "internet" between them: a veth pair
+        subprocess.run(["ip", "link", "add", "ssot-wan", "netns", self.router, "type", "veth",
+                        "peer", "name", "ssot-wan", "netns", self.client], check=True)
+        self.sh(self.router, "ip addr add 198.51.100.1/24 dev ssot-wan; ip link set ssot-wan up")
+        self.sh(self.client, "ip addr add 198.51.100.2/24 dev ssot-wan; ip link set ssot-wan up")
+
+    def wg_up(self, ns: str, conf: str, address: str, routes: list[str] = ()) -> str:
+        ifname = f"wg{len(self.ifaces)}{self.tag}"
+        self.ifaces.append((ns, ifname))
+        path = f"/tmp/{ifname}.conf"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(conf)
+        try:
+            self.sh(ns, f"wireguard-go {ifname}")
+            self.sh(ns, f"wg setconf {ifname} {path}; ip addr add {address} dev {ifname}; "
+                        f"ip link set {ifname} up")
+        finally:
+            os.unlink(path)
+        for route in routes:
+            self.sh(ns, f"ip route replace {route} dev {ifname}")
+        return ifname
+
+    def down(self) -> None:
+        for ns, ifname in self.ifaces:
+            self.sh(ns, f"ip link del {ifname} 2>/dev/null; true", check=False)
+        for ns in (self.router, self.client):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture
+def namespaces():
+    reason = _can_netns()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"WireGuard tunnel test cannot run in CI: {reason}")
+        pytest.skip(reason)
+    ns = Namespaces()
+    try:
+        ns.up()
+        yield ns
+    finally:
+        ns.down()
+
+
+def client_setconf(text: str) -> tuple[str, str, list[str]]:
+    """wg-quick config -> (``wg setconf`` text, Address, AllowedIPs): what wg-quick does."""
+    conf = parse_wg_quick(text)
+    iface, peer = conf["Interface"], conf["Peer"][0]
+    lines = ["[Interface]", f"PrivateKey = {iface['PrivateKey']}", "", "[Peer]"]
+    lines += [f"{k} = {v}" for k, v in peer.items()]
+    return "\n".join(lines) + "\n", iface["Address"], [
+        ip.strip() for ip in peer["AllowedIPs"].split(",")]
+
+
+def test_generated_configs_bring_up_a_real_tunnel(store, namespaces):
+    plan = make_plan(store, vpn_endpoint="198.51.100.1")
+    peer = plan.peer("alice_phone")
+    # router side: what OpenWrt's proto handler feeds wg, plus the wg0 address
+    router_if = namespaces.wg_up(namespaces.router, router_wg_setconf(plan).reveal(),
+                                 f"{plan.vpn_router_address}/{plan.vpn_subnet.prefixlen}")
+    namespaces.sh(namespaces.router, "ip addr add 192.168.100.10/32 dev lo")  # "the server"
+    conf, address, routes = client_setconf(peer_config(plan, peer).reveal())
+    assert routes == allowed_ips(plan)
+    client_if = namespaces.wg_up(namespaces.client, conf, address, routes)
+
+    ping = namespaces.sh(namespaces.client, f"ping -c 2 -W 2 {plan.vpn_router_address}",
+                         check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    ping = namespaces.sh(namespaces.client, "ping -c 1 -W 2 192.168.100.10", check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    shown = namespaces.sh(namespaces.router, f"wg show {router_if} dump").stdout.splitlines()
+    row = next(line.split("\t") for line in shown[1:] if line.startswith(peer.public_key))
+    assert row[1] == peer.preshared_key.reveal() and row[3] == f"{peer.address}/32"
+    assert int(row[4]) > 0  # latest handshake
+
+    # a tunnel with the wrong preshared key never completes a handshake
+    namespaces.sh(namespaces.client, f"ip link del {client_if}")
+    time.sleep(0.2)
+    bad = conf.replace(peer.preshared_key.reveal(), Secret("A" * 43 + "=").reveal())
+    namespaces.wg_up(namespaces.client, bad, address, routes)
+    ping = namespaces.sh(namespaces.client, f"ping -c 2 -W 1 {plan.vpn_router_address}",
+                         check=False)
+    assert ping.returncode != 0
