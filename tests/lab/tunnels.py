@@ -1,0 +1,112 @@
+"""WireGuard tunnels of the lab's remote peers (client1, client2, phone), with the real
+``wireguard-go`` + ``wg setconf`` in their namespaces, from the lab's secrets (TEST ONLY).
+
+The config is the one a peer gets (AllowedIPs = the VPN subnet + the server's /32, endpoint =
+the router's WAN address and port): the peer's private key from
+``<secrets>/wireguard/peers/<name>.key``, the preshared key ``<name>.psk``, the router's public
+key computed with ``wg pubkey`` from ``router.key``, the peer's VPN address from
+``addresses.json``. ``extra_allowed`` widens what the peer *sends* into the tunnel (a curious
+or hostile peer: the router must still refuse) -- the probes use it to aim at the LAN, the
+router and the internet through the tunnel.
+
+Interface names are ``<prefix><peer>`` (at most 15 characters): wireguard-go's control sockets
+live in the host's ``/var/run/wireguard/``, shared by all namespaces, so they must not collide.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from tests.harness.openwrt_host import _tool
+from tests.lab import topology as t
+
+VPN_SUBNET = "10.10.10.0/24"
+VPN_PORT = 51820
+
+
+def ifname(prefix: str, peer: str, tag: str = "") -> str:
+    return f"{prefix}{peer}{tag}"[:15]
+
+
+class PeerTunnel:
+    """One remote peer's tunnel in its namespace. ``up()``, ``refresh()``, ``down()``."""
+
+    def __init__(self, topo: t.Topology, role: str, secrets: str | Path, *, name: str | None = None,
+                 private_key: str | None = None, preshared_key: str | None = None,
+                 address: str | None = None, extra_allowed: tuple[str, ...] = (),
+                 tag: str = "") -> None:
+        self.topo = topo
+        self.role = role
+        self.name = name or role
+        self.secrets = Path(secrets)
+        self.dev = ifname(topo.prefix, role, tag)
+        wg = self.secrets / "wireguard"
+        peers = wg / "peers"
+        self.private_key = private_key or (peers / f"{self.name}.key").read_text().strip()
+        psk_file = peers / f"{self.name}.psk"
+        self.preshared_key = preshared_key if private_key else psk_file.read_text().strip()
+        if address is None:
+            address = json.loads((wg / "addresses.json").read_text())[self.name]
+        self.address = address
+        self.router_public_key = subprocess.run(
+            [_tool("wg"), "pubkey"], input=(wg / "router.key").read_text(),
+            capture_output=True, text=True, check=True).stdout.strip()
+        server = f"{t.SERVER_ADDRESS}/32"
+        self.allowed = [VPN_SUBNET, server, *extra_allowed]
+
+    def config(self) -> str:
+        """The ``wg setconf`` config (no wg-quick ``Address``: that is :meth:`up`'s job)."""
+        lines = ["[Interface]", f"PrivateKey = {self.private_key}", "", "[Peer]",
+                 f"PublicKey = {self.router_public_key}"]
+        if self.preshared_key:
+            lines.append(f"PresharedKey = {self.preshared_key}")
+        lines += [f"AllowedIPs = {', '.join(self.allowed)}",
+                  f"Endpoint = {t.ROUTER_WAN_ADDRESS}:{VPN_PORT}"]
+        return "\n".join(lines) + "\n"
+
+    def up(self) -> PeerTunnel:
+        self.down()
+        self.topo.exec(self.role, _tool("wireguard-go"), self.dev)
+        for _ in range(200):
+            if self.topo.ip(self.role, "link", "show", "dev", self.dev, check=False
+                            ).returncode == 0:
+                break
+            time.sleep(0.01)
+        self.refresh()
+        self.topo.ip(self.role, "addr", "replace", f"{self.address}/32", "dev", self.dev)
+        self.topo.ip(self.role, "link", "set", self.dev, "up")
+        for net in self.allowed:
+            self.topo.ip(self.role, "route", "replace", net, "dev", self.dev)
+        return self
+
+    def refresh(self) -> None:
+        """``wg setconf`` again: fresh peer state, so the next packet starts a handshake."""
+        self.topo.exec(self.role, _tool("wg"), "setconf", self.dev, "/dev/stdin",
+                       input=self.config())
+
+    def down(self) -> None:
+        if self.topo.ip(self.role, "link", "show", "dev", self.dev, check=False).returncode == 0:
+            self.topo.ip(self.role, "link", "del", self.dev, check=False)
+        for _ in range(100):  # wireguard-go exits when its TUN device is gone
+            if not Path(f"/var/run/wireguard/{self.dev}.sock").exists():
+                break
+            time.sleep(0.01)
+
+    def handshake(self) -> int:
+        """Seconds since the epoch of the latest handshake (0: never)."""
+        out = self.topo.exec(self.role, _tool("wg"), "show", self.dev, "latest-handshakes",
+                             check=False).stdout.split()
+        return int(out[1]) if len(out) >= 2 and out[1].isdigit() else 0
+
+    def wait_handshake(self, timeout: float = 3.0) -> bool:
+        """Poke the tunnel (one ping to the router's VPN address) and wait for a handshake."""
+        deadline = time.monotonic() + timeout
+        self.topo.exec(self.role, "ping", "-c", "1", "-W", "1", "10.10.10.1", check=False)
+        while time.monotonic() < deadline:
+            if self.handshake():
+                return True
+            time.sleep(0.05)
+        return False

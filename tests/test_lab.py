@@ -1,0 +1,299 @@
+"""The lab (DESIGN.md section 6, layer 5): the home network on this machine -- network
+namespaces as hosts, real OpenSSH, BusyBox ash as the router's shell, real nftables loaded
+from the fw4 model, real wireguard-go tunnels -- converged with the pyinfra CLI exactly as at
+home (``pyinfra inventories/lab.py deploys/all.py``), then checked with real packets.
+
+The lab is built once for the module (``python3 -m tests.lab up`` into a temporary directory,
+namespace prefix ``ssolt-``) and removed at the end. The tests build on each other in file
+order (converge, no-op, packets, revocation, drift, --limit), but each can run alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from deploys.invariants import check
+from deploys.keys import KeyStore
+from deploys.plan import NETWORK_DEFAULTS, materialize, validate
+from operations.fw4 import build
+from tests.harness.openwrt_host import REPO, _tool
+from tests.lab.lab import ALL_MANAGED, LabState, requirements_missing_lab, stop_supervisor
+from tests.lab.probes import PROBE_ALLOWED, catalogue, run_probes, start_listeners
+from tests.lab.tunnels import PeerTunnel
+
+pytestmark = [pytest.mark.lab, pytest.mark.ssh]
+
+_MISSING = requirements_missing_lab()
+if _MISSING:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the lab cannot run in CI: {_MISSING}", pytrace=False)
+    pytest.skip(f"the lab cannot run here: {_MISSING}", allow_module_level=True)
+
+PREFIX = "ssolt-"
+INVENTORY = "inventories/lab.py"
+PEERS = ("client1", "client2", "phone")
+
+
+# -- fixtures and helpers ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("lab")
+    up = subprocess.run(
+        [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
+         "--watch-pid", str(os.getpid())],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield LabState(directory)
+    finally:
+        stop_supervisor(directory, PREFIX)
+
+
+def pyinfra(lab: LabState, *args: str, inventory: str = INVENTORY
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pyinfra", inventory, "deploys/all.py", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=300, input="\n",
+        env={**os.environ, "SSOL_LAB_DIR": str(lab.dir), "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def output(run: subprocess.CompletedProcess[str]) -> str:
+    return run.stdout + run.stderr
+
+
+def changed_operations(run: subprocess.CompletedProcess[str]) -> str:
+    """The "Success" column of pyinfra's "Grand total" row ("-" when nothing changed)."""
+    for line in output(run).splitlines():
+        if line.strip().startswith("Grand total"):
+            return line.split()[3]
+    raise AssertionError(f"no results table in:\n{output(run)}")
+
+
+def lab_plan(lab: LabState):
+    """The plan of inventories/lab.py, built as deploys/plan.py does (no pyinfra run)."""
+    saved = os.environ.get("SSOL_LAB_DIR")
+    os.environ["SSOL_LAB_DIR"] = str(lab.dir)
+    try:
+        inv = runpy.run_path(str(REPO / INVENTORY))
+    finally:
+        if saved is None:
+            del os.environ["SSOL_LAB_DIR"]
+        else:
+            os.environ["SSOL_LAB_DIR"] = saved
+    router_data = inv["router"][0][1]
+    spec = validate(
+        network={k: router_data[k] for k in NETWORK_DEFAULTS if router_data.get(k) is not None},
+        router=inv["router"][0], server=inv["server"][0], clients=inv["clients"],
+    )
+    return materialize(spec, KeyStore(spec.secrets_dir))
+
+
+def wg_peers(lab: LabState) -> set[str]:
+    return set(lab.router_run("wg show wg0 peers", check=True).stdout.split())
+
+
+@pytest.fixture(scope="module")
+def converged(lab):
+    """The first run, from factory state, and the counts it caused."""
+    mark = lab.mark()
+    run = pyinfra(lab, "-y")
+    return run, lab.counts(mark), lab.events()
+
+
+@pytest.fixture(scope="module")
+def tunnels(lab, converged):
+    assert converged[0].returncode == 0
+    secrets = lab.dir / "secrets"
+    made = {p: PeerTunnel(lab.topology, p, secrets, extra_allowed=PROBE_ALLOWED).up()
+            for p in PEERS}
+    yield made
+    for tunnel in made.values():
+        tunnel.down()
+
+
+@pytest.fixture(scope="module")
+def listeners(lab):
+    running = start_listeners(lab.topology)
+    yield running
+    running.stop()
+
+
+def reconverge(lab: LabState) -> None:
+    run = pyinfra(lab, "-y")
+    assert run.returncode == 0, output(run)
+
+
+def tcp_ok(lab: LabState, role: str, dst: str, port: int) -> bool:
+    probe = [{"id": "x", "kind": "tcp", "dst": dst, "port": port, "timeout": 1.5}]
+    result = lab.topology.exec(role, sys.executable, str(REPO / "tests" / "lab" / "agent.py"),
+                               "probe", json.dumps(probe))
+    return json.loads(result.stdout)["x"]["ok"]
+
+
+# -- the tests -----------------------------------------------------------------------------
+
+
+def test_converge_from_factory_state_on_every_host(lab, converged):
+    run, counts, events = converged
+    assert run.returncode == 0, output(run)
+    for host in ALL_MANAGED:
+        assert f"[{host}]" in output(run) and counts[host]["connections"] >= 1, counts
+    # the router: one read, one install, one upload + apply, one confirmation
+    assert counts["router"]["uploads"] == 1, lab.commands("router")
+    assert counts["router"]["execs"] <= 6, lab.commands("router")
+    assert events == ["network reload", "dnsmasq reload", "firewall reload"]
+    # what the stand-ins built from UCI is really there
+    assert lab.live_devices() == {"dmz": "lan4", "lan": "br-lan", "loopback": "lo",
+                                  "wan": "wan", "wan6": "wan", "wg0": "wg0"}
+    bridge = lab.topology.ip("router", "-o", "link", "show", "master", "br-lan").stdout
+    assert "lan1" in bridge and "lan4" not in bridge
+    addrs = lab.topology.ip("router", "-o", "-4", "addr", "show").stdout
+    for cidr in ("192.168.1.1/24", "192.168.100.1/24", "203.0.113.2/24", "10.10.10.1/24"):
+        assert cidr in addrs
+    plan = lab_plan(lab)
+    assert wg_peers(lab) == {p.public_key for p in plan.enabled_peers}
+    ruleset = lab.router_run("nft list table inet fw4", check=True).stdout
+    assert "masquerade" in ruleset and "192.168.100.10" in ruleset
+    assert check(lab.router_config(), plan, lab.live_devices()) == []
+
+
+def test_second_run_changes_nothing(lab, converged):
+    assert converged[0].returncode == 0
+    before = {p: lab.read_config(p) for p in ("network", "firewall", "dhcp")}
+    wg_pid = lab.router_run("pidof wireguard-go").stdout
+    lab.clear_events()
+    mark = lab.mark()
+    run = pyinfra(lab)
+    assert run.returncode == 0, output(run)
+    assert changed_operations(run) == "-", output(run)
+    counts = lab.counts(mark)
+    assert counts["router"]["uploads"] == 0 and counts["router"]["execs"] <= 2, counts
+    assert lab.events() == []
+    assert {p: lab.read_config(p) for p in before} == before
+    assert lab.router_run("pidof wireguard-go").stdout == wg_pid  # wg0 was not restarted
+
+
+def test_packets_obey_the_invariants_and_the_fw4_model(lab, tunnels, listeners):
+    for name, tunnel in tunnels.items():  # WAN -> router udp/51820: the handshakes
+        tunnel.refresh()
+        assert tunnel.wait_handshake(), f"{name}: no WireGuard handshake with the router"
+    probes = catalogue({name: tunnel.address for name, tunnel in tunnels.items()})
+    assert len(probes) >= 20
+    results = run_probes(lab.topology, probes)
+    fw = build(lab.router_config(), lab.live_devices())
+    wrong = []
+    for p in probes:
+        got = results[p.id]
+        model = fw.verdict(p.flow)
+        if got["ok"] != p.allowed or model.accepted != got["ok"]:
+            wrong.append(f"{p.description}: invariant says {'allowed' if p.allowed else 'denied'}"
+                         f", packets {'got through' if got['ok'] else 'did not'} "
+                         f"({got['detail']}), fw4 model: {model}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_revoked_peer_loses_its_tunnel(lab, tunnels, listeners, tmp_path):
+    revoked = tmp_path / "lab_revoked.py"
+    revoked.write_text(textwrap.dedent(f"""\
+        # inventories/lab.py with client2 revoked (vpn_enabled False)
+        import runpy as _runpy
+        _inv = _runpy.run_path({str(REPO / INVENTORY)!r})
+        router, server = _inv["router"], _inv["server"]
+        clients = [(n, {{**d, "vpn_enabled": False}} if n == "client2" else d)
+                   for n, d in _inv["clients"]]
+        """))
+    c2_key = tunnels["client2"].config().split("PrivateKey = ")[1].split()[0]
+    c2_public = subprocess.run([_tool("wg"), "pubkey"], input=c2_key, capture_output=True,
+                               text=True, check=True).stdout.strip()
+    lab.clear_events()
+    run = pyinfra(lab, "-y", inventory=str(revoked))
+    assert run.returncode == 0, output(run)
+    assert lab.events() == ["ifup wg0"]  # a peer-only change: netifd's reload would not do
+    assert c2_public not in wg_peers(lab)
+    for tunnel in tunnels.values():
+        tunnel.refresh()
+    assert not tunnels["client2"].wait_handshake(timeout=1.5)
+    assert not tcp_ok(lab, "client2", "192.168.100.10", 11434)
+    assert tunnels["client1"].wait_handshake()
+    assert tcp_ok(lab, "client1", "192.168.100.10", 11434)
+    # back in the inventory: back on the router
+    reconverge(lab)
+    tunnels["client2"].refresh()
+    assert tunnels["client2"].wait_handshake()
+    assert tcp_ok(lab, "client2", "192.168.100.10", 11434)
+
+
+def test_drift_is_repaired_by_one_run(lab, tunnels, listeners):
+    # by hand on the router: a firewall rule deleted, a peer added (as LuCI would), applied
+    intruder_key = subprocess.run([_tool("wg"), "genkey"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+    intruder_public = subprocess.run([_tool("wg"), "pubkey"], input=intruder_key,
+                                     capture_output=True, text=True, check=True).stdout.strip()
+    lab.router_run(
+        "uci delete firewall.vpn_ai && uci commit firewall && /etc/init.d/firewall reload && "
+        "sid=$(uci add network wireguard_wg0) && "
+        f"uci set network.$sid.public_key={intruder_public} && "
+        "uci add_list network.$sid.allowed_ips=10.10.10.99/32 && uci commit network && "
+        "ifup wg0", check=True)
+    intruder = PeerTunnel(lab.topology, "phone", lab.dir / "secrets", name="intruder",
+                          private_key=intruder_key, address="10.10.10.99", tag="x",
+                          extra_allowed=PROBE_ALLOWED)
+    try:
+        intruder.up()
+        assert intruder.wait_handshake(), "the hand-added peer should work before the run"
+        tunnels["client1"].refresh()
+        assert not tcp_ok(lab, "client1", "192.168.100.10", 11434)
+
+        lab.clear_events()
+        run = pyinfra(lab, "-y")
+        assert run.returncode == 0, output(run)
+        assert sorted(lab.events()) == ["firewall reload", "ifup wg0"]
+        assert intruder_public not in wg_peers(lab)
+        intruder.refresh()
+        assert not intruder.wait_handshake(timeout=1.5)
+        tunnels["client1"].refresh()
+        assert tcp_ok(lab, "client1", "192.168.100.10", 11434)
+        assert check(lab.router_config(), lab_plan(lab), lab.live_devices()) == []
+    finally:
+        intruder.down()
+    assert changed_operations(pyinfra(lab)) == "-"
+
+
+def test_limit_router_touches_only_the_router(lab, converged):
+    assert converged[0].returncode == 0
+    mark = lab.mark()
+    run = pyinfra(lab, "--limit", "router", "-y")
+    assert run.returncode == 0, output(run)
+    counts = lab.counts(mark)
+    assert counts["router"]["connections"] >= 1 and counts["router"]["execs"] >= 1, counts
+    for host in ("server", "client1", "client2"):
+        assert counts[host] == {"execs": 0, "uploads": 0, "connections": 0}, counts
+    # whereas a whole-lab run connects to every host
+    mark = lab.mark()
+    assert pyinfra(lab, "-y").returncode == 0
+    assert all(c["connections"] >= 1 for c in lab.counts(mark).values())
+
+
+def test_lab_down_removes_everything_after_a_crash(lab):
+    # a leftover namespace with the lab's prefix (as a crashed run would leave) goes away with
+    # `down`; the running lab in this module is not touched by a different prefix
+    name = "ssolc-router"
+    subprocess.run([_tool("ip"), "netns", "add", name], check=True)
+    down = subprocess.run([sys.executable, "-m", "tests.lab", "down", "--dir",
+                           str(lab.dir / "nothing-here"), "--prefix", "ssolc-"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert not Path(f"/run/netns/{name}").exists()
+    assert lab.alive() and Path(f"/run/netns/{PREFIX}router").exists()
