@@ -32,7 +32,9 @@ Anthropic-compatible ``/v1/messages``. Load/unload with empty prompt/messages an
 JSON decoder messages for bad bodies (``EOF``, ``invalid character ...``), model name
 parsing/normalisation, trailing-slash redirects. The model store (pull, create, copy,
 delete) changes ``/api/tags`` for the life of the server and is kept in
-``<state-dir>/state.json`` when ``--state-dir`` is given, so a restarted server keeps it.
+``<state-dir>/state.json`` when ``--state-dir`` is given, so a restarted server keeps it
+(an existing state file wins over ``installed``; loaded runners are not kept, as with a
+real restart).
 
 Not reproduced: inference (answers are deterministic canned text: ``response``/
 ``thinking`` per model, tool-call arguments guessed from the JSON schema and the user's
@@ -70,7 +72,8 @@ generated chunks), ``pull_delay`` (seconds between pull/push progress lines),
 ``fail_message``, ``modified_at`` (Unix seconds). ``registry`` entries become pullable;
 ``loaded`` entries (name or ``{"name", "keep_alive"}``) start loaded. With no ``models``
 nothing is installed, like a fresh Ollama; the catalogue (llama3.2, llama3.2:1b, qwen3,
-qwen2.5-coder:7b/32b, all-minilm, nomic-embed-text) is pullable.
+qwen2.5-coder:7b/32b, all-minilm, nomic-embed-text) is pullable. ``max_queue=0``
+makes every inference request answer the 503 "server busy" error.
 """
 
 from __future__ import annotations
@@ -1398,7 +1401,10 @@ class OllamaStandIn:
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"ollama-standin-{self.port}", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"ollama-standin-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -2419,7 +2425,7 @@ class OllamaStandIn:
             content = msg.get("content")
             tool_calls = []
             for call in msg.get("tool_calls") or []:
-                fn = call.get("function") or {} if isinstance(call, dict) else {}
+                fn = (call.get("function") or {}) if isinstance(call, dict) else {}
                 try:
                     args = json.loads(fn.get("arguments") or "{}")
                 except (TypeError, ValueError):
