@@ -252,6 +252,26 @@ def test_networksetup_listings(mac):
         "networksetup", "-listnetworkserviceorder").stdout
 
 
+def test_networksetup_list_matches_real_capture(mac):
+    # §1.2 [REAL] MacBook with a USB LAN adapter
+    mac.machine(network={"services": [
+        {"name": "Wi-Fi", "hardware_port": "Wi-Fi", "device": "en0"},
+        {"name": "USB 10/100/1000 LAN", "hardware_port": "USB 10/100/1000 LAN", "device": "en7"},
+        {"name": "Thunderbolt Bridge", "hardware_port": "Thunderbolt Bridge", "device": "bridge0"},
+        {"name": "iPhone USB", "hardware_port": "iPhone USB", "device": "en8"},
+        {"name": "Bluetooth PAN", "hardware_port": "Bluetooth PAN", "device": "en9",
+         "enabled": False}]})
+    assert mac.run("networksetup", "-listallnetworkservices").stdout == """\
+An asterisk (*) denotes that a network service is disabled.
+Wi-Fi
+USB 10/100/1000 LAN
+Thunderbolt Bridge
+iPhone USB
+*Bluetooth PAN
+"""
+    assert mac.run("networksetup", "-getinfo", "USB 10/100/1000 LAN").returncode == 0
+
+
 def test_networksetup_vpn_service_with_empty_device(mac):
     # §1.3 [FIXTURE] variants: disabled VPN, empty device
     mac.machine(network={"services": [
@@ -647,6 +667,54 @@ def test_launchctl_runs_supervises_and_stops_a_job(mac, tmp_path):
              ' service\n')
 
 
+LIST_LABEL_CAPTURE = """\
+{
+        "StandardOutPath" = "/opt/homebrew/var/log/ollama.log";
+        "LimitLoadToSessionType" = "Aqua";
+        "StandardErrorPath" = "/opt/homebrew/var/log/ollama.log";
+        "Label" = "homebrew.mxcl.ollama";
+        "OnDemand" = false;
+        "LastExitStatus" = 0;
+        "PID" = 24901;
+        "Program" = "/opt/homebrew/opt/ollama/bin/ollama";
+        "ProgramArguments" = (
+                "/opt/homebrew/opt/ollama/bin/ollama";
+                "serve";
+        );
+};
+"""  # §3.3 [REAL] (tabs published as 8 spaces)
+
+
+def test_launchctl_list_label_matches_real_capture(mac, tmp_path, shared_dir):
+    uid = unprivileged_uid()  # root's launchctl list would show the system domain
+    prefix = shared_dir / "opt" / "homebrew"
+    program = prefix / "opt" / "ollama" / "bin" / "ollama"
+    program.parent.mkdir(parents=True)
+    program.write_text("#!/bin/sh\nexec sleep 60\n")
+    program.chmod(0o755)
+    (prefix / "var" / "log").mkdir(parents=True)
+    for root, dirs, _files in os.walk(shared_dir):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o777)
+    log = str(prefix / "var" / "log" / "ollama.log")
+    plist = write_plist(tmp_path / "homebrew.mxcl.ollama.plist", Label="homebrew.mxcl.ollama",
+                        ProgramArguments=[str(program), "serve"], RunAtLoad=True, KeepAlive=True,
+                        StandardOutPath=log, StandardErrorPath=log,
+                        LimitLoadToSessionType=["Aqua", "Background", "LoginWindow",
+                                                "StandardIO", "System"])
+    (mac.state / "console_user").write_text(str(uid))  # a Terminal in the GUI session
+    mac.launchctl("bootstrap", f"gui/{uid}", str(plist), check_rc=0)
+    pid = field(mac.launchctl("print", f"gui/{uid}/homebrew.mxcl.ollama").stdout, "pid")
+    out = mac.launchctl("list", "homebrew.mxcl.ollama", euid=uid,
+                        env={"MACOS_STANDIN_SESSION": "Aqua"}, check_rc=0).stdout
+    assert out.expandtabs(8) == LIST_LABEL_CAPTURE.replace("/opt/homebrew", str(prefix)).replace(
+        "24901", pid)
+    # over SSH (Background session) `launchctl list` looks at user/<uid>, not gui/<uid> (§3.3)
+    res = mac.launchctl("list", "homebrew.mxcl.ollama", euid=uid)
+    assert (res.returncode, res.stderr) == (
+        113, 'Could not find service "homebrew.mxcl.ollama" in domain for port\n')
+
+
 def test_launchctl_keepalive_restarts_an_exiting_job(mac, tmp_path):
     domain = own_domain()
     runs = tmp_path / "runs"
@@ -872,6 +940,63 @@ def test_brew_installed_files_are_configurable(mac, brew):
     assert os.path.realpath(brew / "bin" / "bash") == os.path.realpath("/bin/bash")
     assert subprocess.run([brew / "bin" / "haproxy"], capture_output=True,
                           text=True).stdout == "literal haproxy\n"
+    # "ollama_serve": `ollama serve` -> <command> --host H --port P, parsed from OLLAMA_HOST (§6.6)
+    mac.machine(homebrew={"formulae": {"ollama": {"version": "0.32.4", "files": {
+        "bin/ollama": {"ollama_serve": ["/bin/echo", "api"]}}}}})
+    mac.run(b, "upgrade", "ollama", euid=501, check_rc=0)
+    for host, expected in ((None, "127.0.0.1 --port 11434"), ("0.0.0.0", "0.0.0.0 --port 11434"),
+                           ("192.168.250.20:11434", "192.168.250.20 --port 11434"),
+                           ("http://10.0.0.5", "10.0.0.5 --port 80")):
+        env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+        if host:
+            env["OLLAMA_HOST"] = host
+        run = subprocess.run([brew / "opt" / "ollama" / "bin" / "ollama", "serve"],
+                             capture_output=True, text=True, env=env)
+        assert run.stdout == f"api --host {expected}\n", host
+
+
+def test_launchd_job_serves_the_ollama_api_standin(mac, brew, tmp_path):
+    """brew's ollama + a LaunchAgent plist (§3.8) + launchctl = an Ollama API on OLLAMA_HOST."""
+    api = REPO / "tests" / "standins" / "ollama_api.py"
+    need(api.exists(), "the Ollama API stand-in tests/standins/ollama_api.py is not there")
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mac.machine(homebrew={"formulae": {"ollama": {"files": {
+        "bin/ollama": {"ollama_serve": [sys.executable, str(api)]}}}}})
+    mac.run(brew / "bin" / "brew", "install", "ollama", euid=501, check_rc=0)
+    plist = agent_plist(tmp_path / "com.ollama.plist", "com.ollama", "",
+                        ProgramArguments=[str(brew / "opt" / "ollama" / "bin" / "ollama"), "serve"],
+                        EnvironmentVariables={"OLLAMA_HOST": f"127.0.0.1:{port}",
+                                              "OLLAMA_KEEP_ALIVE": "24h"},
+                        RunAtLoad=True, KeepAlive=True,
+                        StandardErrorPath=str(tmp_path / "ollama.stderr.log"))
+    mac.launchctl("bootstrap", own_domain(), str(plist), check_rc=0)
+
+    def answer():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as resp:
+                return resp.status, resp.read().decode()
+        except OSError:
+            return None
+
+    assert wait_for(answer, 10, 0.1) == (200, "Ollama is running")  # §6.3
+    printed = mac.launchctl("print", f"{own_domain()}/com.ollama").stdout
+    ollama = brew / "opt" / "ollama" / "bin" / "ollama"
+    for block in (  # §3.2 [COMPOSED] com.ollama dump
+        f"\tprogram = {ollama}\n\targuments = {{\n\t\t{ollama}\n\t\tserve\n\t}}\n",
+        f"\tstderr path = {tmp_path}/ollama.stderr.log\n\tdefault environment = {{\n"
+        "\t\tPATH => /usr/bin:/bin:/usr/sbin:/sbin\n\t}\n",
+        f"\tenvironment = {{\n\t\tOLLAMA_HOST => 127.0.0.1:{port}\n\t\tOLLAMA_KEEP_ALIVE => 24h\n"
+        "\t\tXPC_SERVICE_NAME => com.ollama\n\t}\n",
+        "\tproperties = keepalive | runatload | inferred program\n}\n",
+    ):
+        assert block in printed
+    mac.launchctl("bootout", f"{own_domain()}/com.ollama", check_rc=0)
+    assert wait_for(lambda: answer() is None, 5)
 
 
 def test_brew_services_start_list_stop(mac, brew, shared_dir):
