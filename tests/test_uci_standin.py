@@ -21,6 +21,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,116 @@ def test_values_round_trip_through_commit(router: Router) -> None:
     assert router.uci("commit", "network").returncode == 0
     assert text(router.uci("get", "network.lan.description").stdout) == value + "\n"
     assert "option description 'it'\\''s \"quoted\" \\ $HOME'" in router.configs()["network"]
+
+
+# ------------------------------------------------------------ long batches
+
+
+def wireguard_peer_batch(peers: int) -> list[str]:
+    lines = []
+    for n in range(peers):
+        lines += [f"set network.p{n}=wireguard_wg0",
+                  f"set network.p{n}.public_key='k{n}'",
+                  f"add_list network.p{n}.allowed_ips='10.0.0.{n}/32'"]
+    return lines
+
+
+def wireguard_peer_export(peers: int) -> str:
+    return "package network\n" + "".join(
+        f"\nconfig wireguard_wg0 'p{n}'\n\toption public_key 'k{n}'\n"
+        f"\tlist allowed_ips '10.0.0.{n}/32'\n" for n in range(peers)) + "\n"
+
+
+def wireguard_peer_changes(peers: int) -> str:
+    return "".join(f"network.p{n}='wireguard_wg0'\nnetwork.p{n}.public_key='k{n}'\n"
+                   f"network.p{n}.allowed_ips+='10.0.0.{n}/32'\n" for n in range(peers))
+
+
+def test_long_batch_equals_line_by_line(tmp_path: Path) -> None:
+    # what one `uci` process per line gives (the stand-in keeps state between batch lines)
+    small = Router(tmp_path / "lines", {"network": ""})
+    for line in wireguard_peer_batch(2):
+        verb, arg = line.split(" ", 1)
+        assert small.uci(verb, arg.replace("'", "")).returncode == 0
+    assert text(small.uci("export", "network").stdout) == wireguard_peer_export(2)
+    assert text(small.uci("changes", "network").stdout) == wireguard_peer_changes(2)
+
+    router = Router(tmp_path / "batch", {"network": ""})
+    start = time.monotonic()
+    res = router.uci("batch", stdin="\n".join(wireguard_peer_batch(300)) + "\n")
+    print(f"900-line uci batch: {time.monotonic() - start:.2f} s")
+    assert (res.returncode, res.stdout, res.stderr) == (0, b"", b"")
+    assert text(router.uci("export", "network").stdout) == wireguard_peer_export(300)
+    assert text(router.uci("changes", "network").stdout) == wireguard_peer_changes(300)
+    assert router.deltas()["network"] == "".join(
+        f"network.p{n}='wireguard_wg0'\nnetwork.p{n}.public_key='k{n}'\n"
+        f"|network.p{n}.allowed_ips='10.0.0.{n}/32'\n" for n in range(300))
+    assert router.configs() == {"network": ""}
+    assert router.uci("commit", "network").returncode == 0
+    assert router.configs()["network"] == wireguard_peer_export(300)[len("package network\n"):]
+
+
+# Lines that change the save dir in other ways than appending (commit, revert, import),
+# deltas that do not replay as they were made (a rename to an invalid name), a multi-line
+# value, errors, and pending changes in the default save dir.
+MIXED_BATCH = [
+    "set network.wg0=interface",
+    "set network.wg0.proto='wireguard'",
+    "add_list network.wg0.addresses='10.10.10.1/24'",
+    "get network.wg0.proto",
+    "set network.lan.description='two\nlines'",
+    "add firewall rule",
+    "set firewall.@rule[-1].name='Allow-WireGuard'",
+    "get network.wg0.nosuch",
+    "rename network.lan.description='bad-name'",
+    "get network.lan.bad-name",
+    "set network.lan.ipaddr=10.0.0.1",
+    "delete network.@device[0].ports=0",
+    "show network.@device[0]",
+    "commit network",
+    "set network.wg0.listen_port='51820'",
+    "revert network.wg0",
+    "set network.p1=wireguard_wg0",
+    "set network.p1.public_key=k1",
+    "reorder network.p1=0",
+    "delete network.nosuch",
+    "set network.p1.public_key=''",
+    "add_list network.p1.allowed_ips=10.0.0.2/32",
+    "del_list network.p1.allowed_ips=10.0.0.2/32",
+    "set firewall.@zone[0].network='lan wg0'",
+    "changes",
+    "export network",
+    "commit firewall",
+    "set network.lan.proto=dhcp",
+    "changes network",
+    "show network.lan",
+]
+
+
+def test_mixed_batch_equals_line_by_line(tmp_path: Path) -> None:
+    routers = []
+    for name in ("batch", "lines"):
+        router = Router(tmp_path / name, {"network": NETWORK, "firewall": FIREWALL})
+        router.default_savedir.mkdir()
+        (router.default_savedir / "network").write_text("network.lan.dns='1.1.1.1'\n")
+        routers.append(router)
+    batch, lines = routers
+    res = batch.uci("batch", stdin="\n".join(MIXED_BATCH) + "\n")
+    assert res.returncode == 0
+    outs = [lines.uci("batch", stdin=line + "\n") for line in MIXED_BATCH]
+    assert all(out.returncode == 0 for out in outs)
+    assert text(res.stdout) == "".join(text(out.stdout) for out in outs)
+    # in one process, parse-error details repeat and the k-th error gets k-1 blank lines
+    assert "".join(text(out.stderr) for out in outs) == (
+        "uci: Entry not found\nuci: Parse error (unknown) at line 1, byte 0\n"
+        "uci: Entry not found\n")
+    assert text(res.stderr) == (
+        "uci: Entry not found\nuci: Parse error (unknown) at line 1, byte 0\n"
+        "uci: Entry not found (unknown) at line 1, byte 0\n\n")
+
+    def state(router: Router) -> tuple:
+        return (router.configs(), router.deltas(),
+                (router.default_savedir / "network").read_text(),
+                text(router.uci("changes").stdout), text(router.uci("export").stdout))
+
+    assert state(batch) == state(lines)
