@@ -48,9 +48,13 @@ PEERS = ("client1", "client2", "phone")
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     directory = tmp_path_factory.mktemp("lab")
+    tools = tmp_path_factory.mktemp("tools")  # stands for tests/standins/macos
+    (tools / "lab-tool").write_text("#!/bin/sh\necho \"lab-tool in $LAB_HOST_DIR\"\n")
+    (tools / "lab-tool").chmod(0o755)
     up = subprocess.run(
         [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
-         "--watch-pid", str(os.getpid())],
+         "--watch-pid", str(os.getpid()), "--path-prepend", str(tools),
+         "--env", "LAB_HOST_DIR={dir}"],
         cwd=REPO, capture_output=True, text=True, timeout=180,
     )
     assert up.returncode == 0, up.stdout + up.stderr
@@ -299,10 +303,13 @@ def test_managed_hosts_are_their_namespaces_over_ssh(lab, tmp_path):
     for host, address in (("server", "192.168.100.10"), ("client1", "100.64.1.2"),
                           ("client2", "100.64.2.2")):
         run = subprocess.run([sys.executable, "-m", "tests.lab", "ssh", "--dir", str(lab.dir),
-                              host, "ip -4 -o addr show dev eth0; echo HOME=$HOME"],
+                              host, "ip -4 -o addr show dev eth0; echo HOME=$HOME; lab-tool"],
                              cwd=REPO, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0 and f" {address}/24 " in run.stdout, run.stdout + run.stderr
-        assert f"HOME={lab.data['hosts'][host]['home']}" in run.stdout
+        info = lab.data["hosts"][host]
+        assert f"HOME={info['home']}" in run.stdout
+        # --path-prepend and --env (per-host expansion), for the macOS stand-ins
+        assert f"lab-tool in {info['dir']}" in run.stdout
     # pyinfra's default file transfer (SFTP) works, and is counted as an upload
     src = tmp_path / "hello.txt"
     src.write_text("hello from the controller\n")

@@ -27,6 +27,12 @@ from tests.lab import topology as t
 from tests.lab.lab import STATE_FILE, Lab, LabState, lab_dir, stop_supervisor
 
 
+def _key_value(text: str) -> str:
+    if "=" not in text or not text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return text
+
+
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python3 -m tests.lab", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="action", required=True)
@@ -40,6 +46,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         if name in ("up", "serve"):
             s.add_argument("--path-prepend", action="append", default=[], metavar="DIR",
                            help="put DIR first on PATH of the server and clients")
+            s.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                           type=_key_value,
+                           help="environment of the server's and clients' commands; {name}, "
+                           "{dir} and {home} expand per host")
             s.add_argument("--bare-server", action="store_true",
                            help="leave the server without its static DMZ address")
             s.add_argument("--watch-pid", type=int, default=None,
@@ -63,6 +73,8 @@ def up(args: argparse.Namespace) -> int:
         argv += ["--prefix", args.prefix]
     for p in args.path_prepend:
         argv += ["--path-prepend", str(Path(p).resolve())]
+    for item in args.env:
+        argv += ["--env", item]
     if args.bare_server:
         argv.append("--bare-server")
     if args.watch_pid:
@@ -88,8 +100,9 @@ def up(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
+    env = dict(item.split("=", 1) for item in args.env)
     lab = Lab(_dir(args), args.prefix or t.DEFAULT_PREFIX, path_prepend=args.path_prepend,
-              server_address=not args.bare_server)
+              env=env, server_address=not args.bare_server)
     stopping = []
 
     def on_signal(signum, _frame):

@@ -74,16 +74,19 @@ class Lab:
     """Build and run the whole lab in this process (see the module docstring).
 
     ``path_prepend`` puts directories first on ``PATH`` of the server and clients (e.g. the
-    macOS stand-ins); ``server_address=False`` leaves the server without its DMZ address (the
-    factory state, for a server deploy that configures it).
+    macOS stand-ins); ``env`` adds environment variables to their commands, with ``{name}``
+    (the host), ``{dir}`` (its directory in the lab) and ``{home}`` (its ``HOME``) expanded per
+    host, e.g. ``{"MACOS_STANDIN_STATE": "{dir}/macos"}``; ``server_address=False`` leaves the
+    server without its DMZ address (the factory state, for a server deploy that configures it).
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None,
                  prefix: str = t.DEFAULT_PREFIX, *, path_prepend: Sequence[str] = (),
-                 server_address: bool = True) -> None:
+                 env: dict[str, str] | None = None, server_address: bool = True) -> None:
         self.dir = Path(directory).resolve() if directory else lab_dir()
         self.prefix = prefix
         self.path_prepend = [str(Path(p).resolve()) for p in path_prepend]
+        self.env = dict(env or {})
         self.topology = t.Topology(prefix, server_address=server_address)
         self.router: LabRouter | None = None
         self.hosts: dict[str, NamespaceHost] = {}
@@ -104,8 +107,11 @@ class Lab:
             self.router.start()
             self.router.boot()
             for name in MANAGED:
-                host = NamespaceHost(self.run_dir / "hosts", name, self.topology.ns_path(name),
-                                     path_prepend=self.path_prepend)
+                hosts_dir = self.run_dir / "hosts"
+                fields = {"name": name, "dir": hosts_dir / name, "home": hosts_dir / name / "home"}
+                host = NamespaceHost(hosts_dir, name, self.topology.ns_path(name),
+                                     path_prepend=self.path_prepend,
+                                     env={k: v.format(**fields) for k, v in self.env.items()})
                 self.hosts[name] = host
                 host.start()
             self._write_state(supervisor_pid)
@@ -143,7 +149,7 @@ class Lab:
         for name, h in self.hosts.items():
             hosts[name] = {"ssh": h.inventory_data(), "commands_log": str(h.commands_log),
                            "sshd_log": str(h.sshd_log), "netns": self.topology.ns(name),
-                           "home": str(h.home)}
+                           "home": str(h.home), "dir": str(h.base), "env": h.env}
         return {
             "version": 1,
             "prefix": self.prefix,
@@ -162,6 +168,7 @@ class Lab:
                        "enter": str(r._enter_script)},
             "hosts": hosts,
             "path_prepend": self.path_prepend,
+            "env": self.env,
         }
 
     def _write_state(self, supervisor_pid: int | None) -> None:
