@@ -4,7 +4,7 @@ from the fw4 model, real wireguard-go tunnels -- converged with the pyinfra CLI 
 home (``pyinfra inventories/lab.py deploys/all.py``), then checked with real packets.
 
 The lab is built once for the module (``python3 -m tests.lab up`` into a temporary directory,
-namespace prefix ``ssolt-``) and removed at the end. The tests build on each other in file
+namespace prefix ``ssolt<pid>-``) and removed at the end. The tests build on each other in file
 order (converge, no-op, packets, revocation, drift, --limit), but each can run alone.
 """
 
@@ -25,8 +25,15 @@ from deploys.keys import KeyStore
 from deploys.plan import NETWORK_DEFAULTS, materialize, validate
 from operations.fw4 import build
 from tests.harness.openwrt_host import REPO, _tool
-from tests.lab.lab import ALL_MANAGED, LabState, requirements_missing_lab, stop_supervisor
+from tests.lab.lab import (
+    ALL_MANAGED,
+    LabState,
+    cleanup,
+    requirements_missing_lab,
+    stop_supervisor,
+)
 from tests.lab.probes import PROBE_ALLOWED, catalogue, run_probes, start_listeners
+from tests.lab.topology import stale_prefixes
 from tests.lab.tunnels import PeerTunnel
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh]
@@ -37,7 +44,10 @@ if _MISSING:
         pytest.fail(f"the lab cannot run in CI: {_MISSING}", pytrace=False)
     pytest.skip(f"the lab cannot run here: {_MISSING}", allow_module_level=True)
 
-PREFIX = "ssolt-"
+#: per test run, so that concurrent runs (several developers on one machine) never collide;
+#: leftovers of crashed runs are found by the dead pid in the name
+PREFIX_BASE = "ssolt"
+PREFIX = f"{PREFIX_BASE}{os.getpid()}-"
 INVENTORY = "inventories/lab.py"
 PEERS = ("client1", "client2", "phone")
 
@@ -47,6 +57,8 @@ PEERS = ("client1", "client2", "phone")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
+    for stale in stale_prefixes(PREFIX_BASE):
+        cleanup(stale)
     directory = tmp_path_factory.mktemp("lab")
     tools = tmp_path_factory.mktemp("tools")  # stands for tests/standins/macos
     (tools / "lab-tool").write_text("#!/bin/sh\necho \"lab-tool in $LAB_HOST_DIR\"\n")
@@ -328,11 +340,18 @@ def test_managed_hosts_are_their_namespaces_over_ssh(lab, tmp_path):
 def test_lab_down_removes_everything_after_a_crash(lab):
     # a leftover namespace with the lab's prefix (as a crashed run would leave) goes away with
     # `down`; the running lab in this module is not touched by a different prefix
-    name = "ssolc-router"
+    prefix = f"ssolc{os.getpid()}-"
+    name = f"{prefix}router"
     subprocess.run([_tool("ip"), "netns", "add", name], check=True)
     down = subprocess.run([sys.executable, "-m", "tests.lab", "down", "--dir",
-                           str(lab.dir / "nothing-here"), "--prefix", "ssolc-"],
+                           str(lab.dir / "nothing-here"), "--prefix", prefix],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert down.returncode == 0, down.stderr
     assert not Path(f"/run/netns/{name}").exists()
+    # a crashed test run's namespaces are found by the dead pid in their prefix
+    dead = f"{PREFIX_BASE}9999999-"  # above any pid_max
+    subprocess.run([_tool("ip"), "netns", "add", f"{dead}inet"], check=True)
+    assert dead in stale_prefixes(PREFIX_BASE)
+    cleanup(dead)
+    assert not Path(f"/run/netns/{dead}inet").exists()
     assert lab.alive() and Path(f"/run/netns/{PREFIX}router").exists()

@@ -9,7 +9,7 @@ are ``scp -t`` on the router, SFTP sessions elsewhere; connections are accepted 
 * ``--limit router`` on a fresh lab: converge (``-y``) and a no-op re-run;
 * pyinfra's floor: ``pyinfra inventories/lab.py exec -- true`` (one exec on every host).
 
-Run as root from the repo root (it builds its own lab, prefix ``ssolb-``, in a temp dir)::
+Run as root from the repo root (it builds its own lab, prefix ``ssolb<pid>-``, in a temp dir)::
 
     python3 tests/benchmarks/lab.py
 """
@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.lab.lab import ALL_MANAGED, Lab, LabState, requirements_missing_lab  # noqa: E402
 
-PREFIX = "ssolb-"
+PREFIX = f"ssolb{os.getpid()}-"  # never collides with another run
 
 
 def pyinfra(lab_dir: Path, *args: str) -> float:

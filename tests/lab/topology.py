@@ -31,7 +31,9 @@ Example::
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,6 +65,17 @@ REMOTE_ADDRESSES = {
 }
 #: routes inet has towards the router's inside networks (an attacker on the WAN side)
 INSIDE_NETWORKS = ("192.168.1.0/24", "192.168.100.0/24", "10.10.10.0/24")
+
+
+def stale_prefixes(base: str) -> list[str]:
+    """Prefixes ``<base><pid>-`` of labs whose process ``<pid>`` is gone (crashed test runs)."""
+    found = set()
+    pattern = re.compile(rf"^({re.escape(base)}(\d+)-)({'|'.join(ROLES)})$")
+    for name in os.listdir("/run/netns") if os.path.isdir("/run/netns") else ():
+        m = pattern.match(name)
+        if m and not os.path.exists(f"/proc/{m.group(2)}"):
+            found.add(m.group(1))
+    return sorted(found)
 
 
 def _ip() -> str:
@@ -117,6 +130,13 @@ class Topology:
 
     def ns_path(self, role: str) -> str:
         return f"/run/netns/{self.ns(role)}"
+
+    @property
+    def wg_prefix(self) -> str:
+        """Prefix of the remote peers' WireGuard interfaces (``wg`` + 6 hex of the prefix):
+        wireguard-go's sockets (``/var/run/wireguard/<if>.sock``) are shared by all
+        namespaces, and interface names have at most 15 characters."""
+        return "wg" + hashlib.sha1(self.prefix.encode()).hexdigest()[:6]
 
     def namespaces(self) -> list[str]:
         return [self.ns(r) for r in ROLES]
@@ -222,7 +242,7 @@ class Topology:
         for name in names:
             subprocess.run([_ip(), "netns", "del", name], capture_output=True, text=True)
         # UAPI sockets of the remote peers' wireguard-go (they live in the host's /var/run)
-        for sock in glob.glob(f"/var/run/wireguard/{self.prefix}*.sock"):
+        for sock in glob.glob(f"/var/run/wireguard/{self.wg_prefix}*.sock"):
             try:
                 os.unlink(sock)
             except OSError:

@@ -9,8 +9,9 @@ key computed with ``wg pubkey`` from ``router.key``, the peer's VPN address from
 or hostile peer: the router must still refuse) -- the probes use it to aim at the LAN, the
 router and the internet through the tunnel.
 
-Interface names are ``<prefix><peer>`` (at most 15 characters): wireguard-go's control sockets
-live in the host's ``/var/run/wireguard/``, shared by all namespaces, so they must not collide.
+Interface names are ``wg<6 hex of the lab prefix><peer code>`` (at most 15 characters):
+wireguard-go's control sockets live in the host's ``/var/run/wireguard/``, shared by all
+namespaces, so they must not collide between peers or between labs.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ VPN_SUBNET = "10.10.10.0/24"
 VPN_PORT = 51820
 
 
-def ifname(prefix: str, peer: str, tag: str = "") -> str:
-    return f"{prefix}{peer}{tag}"[:15]
+PEER_CODES = {"client1": "c1", "client2": "c2", "phone": "ph"}
+
+
+def ifname(topo: t.Topology, peer: str, tag: str = "") -> str:
+    name = f"{topo.wg_prefix}{PEER_CODES.get(peer, peer)}{tag}"
+    if len(name) > 15:
+        raise ValueError(f"interface name {name!r} too long")
+    return name
 
 
 class PeerTunnel:
@@ -42,7 +49,7 @@ class PeerTunnel:
         self.role = role
         self.name = name or role
         self.secrets = Path(secrets)
-        self.dev = ifname(topo.prefix, role, tag)
+        self.dev = ifname(topo, role, tag)
         wg = self.secrets / "wireguard"
         peers = wg / "peers"
         self.private_key = private_key or (peers / f"{self.name}.key").read_text().strip()
