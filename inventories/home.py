@@ -46,6 +46,7 @@ clients = [
             "ssh_user": "alice",
             # VPN peer name on the router (section wgpeer_alice_mac); address picked automatically
             "vpn_name": "alice_mac",
+            # client role: everything of group_data/clients.py (tunnel at boot, Aider, Claude)
         },
     ),
     (
@@ -55,6 +56,10 @@ clients = [
             "ssh_user": "bob",
             "vpn_name": "bob_mac",
             "vpn_address": "10.10.10.3",  # an explicit VPN address (optional)
+            # client role (deploys/client_plan.py): the tunnel only when Bob starts it
+            # (sudo /opt/homebrew/bin/bash /opt/homebrew/bin/wg-quick up wg-ollama), no Claude
+            "tunnel_at_boot": False,
+            "claude_code": False,
         },
     ),
 ]

@@ -1,0 +1,226 @@
+"""Client role: a Mac (group ``clients``) that uses the Ollama server through the VPN.
+
+Run it through ``deploys/all.py`` (``--limit alice-mac`` for one laptop)::
+
+    pyinfra inventories/home.py deploys/all.py --limit clients
+
+Two reads (``facts.client.ClientState`` as the SSH user, ``facts.client.TunnelState`` with
+sudo), then only what differs:
+
+* **WireGuard**: Homebrew ``wireguard-tools`` and ``bash`` (wg-quick needs bash >= 4); the
+  tunnel config ``<homebrew>/etc/wireguard/<wg_interface_name>.conf`` (root:wheel 600, exactly
+  ``deploys.peers.peer_config``: split tunnel, the router's key, PSK, endpoint, keepalive),
+  uploaded into the SSH user's mode-700 ``~/.config/self-sovereign-ollama`` and moved into
+  place with ``sudo install``; with ``tunnel_at_boot`` a LaunchDaemon that runs ``wg-quick up``
+  at boot, and the tunnel brought up now (restarted when its config changed). A disabled peer
+  (``vpn_enabled: False``) has its tunnel taken down and its config and daemon removed.
+* **The client env contract** in ``~/.config/self-sovereign-ollama/env.sh``
+  (``OLLAMA_API_BASE``, ``OPENAI_API_BASE``, ``OPENAI_API_KEY``, ``AIDER_MODEL``, the
+  ``claude-ollama`` function), sourced by one marker block in ``~/.zshrc``, the bash login
+  file and ``~/.bashrc`` (if present). The original installer's blocks are replaced.
+* **Aider** (``aider``): Homebrew ``pipx`` + ``python@3.12``, ``pipx install aider-chat``,
+  ``~/.aider.conf.yml`` and ``~/.aider.model.settings.yml`` (``num_ctx`` = the server's warm-up).
+* **Claude Code** (``claude_code``): the ``claude-ollama`` function, only when the server's
+  Ollama is >= 0.14.0 (``server_ollama_version``, or asked from the controller).
+* **Versions**: Ollama / Claude Code / Aider checked against ``deploys/versions.py``;
+  mismatches are reported at the start of the run.
+
+Nothing with a key is written to ``~/Downloads`` or printed; the controller never puts a key
+on a command line. Fields: ``deploys/client_plan.py``.
+"""
+
+from pyinfra import host, inventory, logger
+from pyinfra.api.exceptions import DeployError
+
+from deploys.client_plan import (
+    ENV_FILE,
+    profile_body,
+    profile_targets,
+    render_aider_conf,
+    render_daemon_plist,
+    render_env,
+    render_model_settings,
+    server_base_url,
+    server_num_ctx,
+    validate_client,
+)
+from deploys.peers import peer_config
+from deploys.plan import current_plan
+from deploys.versions import CLAUDE_CODE_MIN_OLLAMA, check, fetch_server_version, supports
+from facts.client import (
+    BACKUP_SUFFIX,
+    CONFIG_DIR,
+    PIPX_PACKAGE,
+    ClientState,
+    TunnelState,
+)
+from operations import client, client_brew
+
+plan = current_plan()
+
+
+def _server_data():
+    if plan.server_host is None:
+        return None
+    try:
+        return inventory.get_host(plan.server_host).data
+    except Exception:  # not in this inventory (e.g. --limit does not matter, but be safe)
+        return None
+
+
+settings, errors = validate_client(host.name, host.data, server_num_ctx(_server_data()))
+if errors:
+    raise DeployError("invalid client data:\n" + "\n".join(f"  - {e}" for e in errors))
+assert settings is not None
+peer = next((p for p in plan.peers if p.host == host.name), None)
+if peer is None:
+    raise DeployError(f"{host.name}: not a VPN peer of the plan (is it in group 'clients'?)")
+if plan.server_address is None:
+    raise DeployError(f"{host.name}: the inventory has no server (group 'server' with "
+                      "dmz_address): the client has nothing to connect to")
+prefix = settings.homebrew_prefix
+base_url = server_base_url(plan.server_address, plan.ollama_port)
+
+state = host.get_fact(ClientState, prefix=prefix)
+if not state or not state.get("home"):
+    raise DeployError(f"{host.name}: could not read the client's state over SSH")
+if state.get("system") != "Darwin":
+    raise DeployError(f"{host.name}: this is {state.get('system')!r}, not macOS (Darwin); "
+                      "the client role manages Macs")
+home = state["home"]
+private_dir = f"{home}/{CONFIG_DIR}"
+files = state["files"]
+backups = set(state["backups"])
+
+
+def _file_args(path: str) -> dict:
+    return {"path": path, "state": files.get(path), "has_backup": path in backups}
+
+
+# -- versions and what is offered -----------------------------------------------------------
+
+server_version, why_unknown = settings.server_ollama_version, ""
+if settings.claude_code or settings.aider:
+    if server_version is None:
+        server_version, why_unknown = fetch_server_version(base_url)
+claude_offered = settings.claude_code and supports("claude_code", server_version)
+if settings.claude_code and not claude_offered:
+    if server_version is None:
+        logger.warning(
+            f"    [{host.name}] claude-ollama not offered: the server's Ollama version is "
+            f"unknown ({why_unknown}). Set server_ollama_version in the client's data, or run "
+            "again from a controller that reaches the server.")
+    else:
+        logger.warning(
+            f"    [{host.name}] claude-ollama not offered: the server runs Ollama "
+            f"{server_version}, Claude Code needs >= {CLAUDE_CODE_MIN_OLLAMA} (/v1/messages).")
+claude_installed = next(iter(state["claude_code"].values()), None)
+tools = tuple(t for t, on in (("claude_code", settings.claude_code), ("aider", settings.aider))
+              if on)
+for finding in check({"ollama": server_version, "claude_code": claude_installed,
+                      "aider": state["aider"]}, tools=tools):
+    if finding.level == "unknown" and finding.tool == "claude_code":
+        continue  # said above, with what to do
+    log = logger.warning if finding.level == "mismatch" else logger.info
+    log(f"    [{host.name}] version {finding}")
+for path in state["legacy"]:
+    logger.warning(
+        f"    [{host.name}] {path} is left over from the original installer and may hold an old "
+        f"WireGuard private key: delete it (rm -rf {path!r}) and remove the tunnel from the "
+        "WireGuard app; this deploy manages the tunnel with wg-quick now.")
+
+# -- WireGuard ------------------------------------------------------------------------------
+
+manage_tunnel = peer.private_key is not None
+if not manage_tunnel:
+    logger.info(f"    [{host.name}] peer {peer.name} brings its own key (vpn_public_key): its "
+                "tunnel config is yours to manage")
+if manage_tunnel and peer.enabled:
+    client_brew.formulae(
+        name="Homebrew: wireguard-tools, bash (wg-quick needs bash >= 4)",
+        formulae=["wireguard-tools", "bash"],
+        installed=state["formulae"],
+        prefix=prefix,
+        uid=state["uid"],
+        brew_present=state["brew"],
+    )
+
+client.private_directory(
+    name=f"Private directory ~/{CONFIG_DIR} (700)",
+    path=private_dir,
+    state=state["dirs"].get(private_dir),
+)
+
+if manage_tunnel:
+    tunnel_state = host.get_fact(
+        TunnelState,
+        interface=settings.wg_interface_name,
+        config=settings.wireguard_config,
+        label=settings.daemon_label,
+        plist=settings.daemon_plist,
+        _sudo=True,
+    )
+    client.wireguard_tunnel(
+        name=(f"WireGuard tunnel {settings.wg_interface_name}" if peer.enabled
+              else f"WireGuard tunnel {settings.wg_interface_name}: removed (peer disabled)"),
+        interface=settings.wg_interface_name,
+        config=peer_config(plan, peer) if peer.enabled else None,
+        config_path=settings.wireguard_config,
+        staging_dir=private_dir,
+        state=tunnel_state,
+        at_boot=settings.tunnel_at_boot,
+        daemon_label=settings.daemon_label,
+        daemon_plist_path=settings.daemon_plist,
+        daemon_plist=render_daemon_plist(settings) if settings.tunnel_at_boot else None,
+        prefix=prefix,
+        present=peer.enabled,
+    )
+
+# -- the env contract and the shell profiles ------------------------------------------------
+
+client.managed_file(
+    name=f"Client env ~/{ENV_FILE}",
+    content=render_env(base_url, settings, claude_offered),
+    **_file_args(f"{home}/{ENV_FILE}"),
+)
+for profile, create in profile_targets(state["profiles"]):
+    client.profile_block(
+        name=f"Shell profile ~/{profile}: source the env file",
+        path=f"{home}/{profile}",
+        body=profile_body(),
+        state=state["profiles"].get(profile),
+        create=create,
+    )
+
+# -- Aider ----------------------------------------------------------------------------------
+
+if settings.aider:
+    python = f"{prefix}/opt/python@3.12/bin/python3.12"
+    client_brew.formulae(
+        name="Homebrew: pipx, python@3.12 (for Aider)",
+        formulae=["pipx", "python@3.12"],
+        installed=state["formulae"],
+        prefix=prefix,
+        uid=state["uid"],
+        brew_present=state["brew"],
+    )
+    client.pipx_package(
+        name=f"Aider ({PIPX_PACKAGE} via pipx)",
+        package=PIPX_PACKAGE,
+        installed_version=state["aider"],
+        version=settings.aider_version,
+        python=python,
+        pipx=f"{prefix}/bin/pipx",
+    )
+    client.managed_file(
+        name="Aider config ~/.aider.conf.yml",
+        content=render_aider_conf(base_url, settings, home),
+        backup_suffix=BACKUP_SUFFIX,
+        **_file_args(f"{home}/.aider.conf.yml"),
+    )
+    client.managed_file(
+        name="Aider model settings ~/.aider.model.settings.yml (num_ctx)",
+        content=render_model_settings(settings),
+        backup_suffix=BACKUP_SUFFIX,
+        **_file_args(f"{home}/.aider.model.settings.yml"),
+    )
