@@ -1,0 +1,142 @@
+"""Server role: converge the Apple silicon Mac (group ``server``) that runs Ollama in the DMZ.
+
+One read (``facts.macos.MacServerState``: macOS, hardware, Homebrew, launchd jobs and domains,
+managed files, competing servers, power, network service, and Ollama's ``/api/version``,
+``/api/tags``, ``/api/ps``, in **one** SSH exec). Then a preflight that changes nothing when
+it fails (macOS >= 14, arm64, Homebrew, memory for the declared models, sudo where needed, a
+network change that would cut this SSH session), and only what differs:
+
+1. Homebrew: install Ollama (and HAProxy in proxy mode), upgrade when asked and outdated;
+2. competing servers stopped (brew services' ``homebrew.mxcl.ollama``, Ollama.app);
+3. ``pmset`` for 24/7 service; the DMZ address with ``networksetup`` (sudo);
+4. the ``com.ollama`` launchd job (LaunchAgent, or LaunchDaemon with ``UserName``), from
+   ``templates/launchd.plist.j2`` with the ``OLLAMA_*`` settings; restarted only when its
+   plist or the Ollama binary changed;
+5. with ``proxy = "haproxy"``: ``haproxy.cfg`` (endpoint allowlist, validated with
+   ``haproxy -c``) and the ``com.haproxy`` job, Ollama on 127.0.0.1;
+6. a check that the API answers (and that HAProxy blocks ``/api/pull``), with a report of
+   the APIs this Ollama version offers;
+7. declared models pulled (live progress), undeclared ones pruned when asked, warm models
+   loaded with the clients' ``num_ctx``.
+
+A re-run that finds nothing to change runs the one read and nothing else.
+
+Run it through ``deploys/all.py`` (``--limit server`` to touch only the Mac)::
+
+    pyinfra inventories/home.py deploys/all.py --limit server
+"""
+
+from pyinfra import host, logger
+from pyinfra.api.exceptions import DeployError
+
+from deploys.plan import current_plan
+from deploys.server_plan import (
+    LABEL_HAPROXY,
+    LABEL_OLLAMA,
+    network_target,
+    server_run,
+    state_fact_args,
+    validate_server,
+)
+from facts.macos import MacServerState
+from operations import launchd, macos, ollama
+from operations.templates import HAPROXY_BIN
+
+plan = current_plan()
+settings, errors = validate_server(host.name, host.data.dict())
+if settings is None:
+    raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
+
+state = host.get_fact(MacServerState, **state_fact_args(settings))
+target = network_target(settings, plan)
+run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")))
+for warning in run.warnings:
+    logger.warning(f"{host.print_prefix}{warning}")
+if run.errors:
+    raise DeployError(
+        "the Mac does not meet the requirements; nothing was changed:\n"
+        + "\n".join(f"  - {e}" for e in run.errors)
+    )
+
+macos.brew_formulas(
+    name="Homebrew: " + ", ".join(run.formulas),
+    formulas=run.formulas,
+    upgrade=settings.upgrade,
+    state=state,
+)
+
+if settings.competing_servers == "stop":
+    ollama.stop_competitors(
+        name="Stop competing Ollama servers",
+        state=state,
+        port=settings.port,
+        label=LABEL_OLLAMA,
+    )
+
+if settings.pmset and state.get("pmset"):
+    macos.pmset(name="Power: 24/7 (pmset)", settings=settings.pmset, state=state)
+
+if settings.static_ip:
+    macos.static_ip(
+        name=f"Network: {target.address} on the DMZ (networksetup)",
+        address=target.address,
+        netmask=target.netmask,
+        router=target.router,
+        dns_servers=list(target.dns),
+        service=settings.network_service,
+        device=settings.network_device,
+        allow_over_ssh=settings.static_ip_over_ssh,
+        state=state,
+    )
+
+if settings.proxy != "haproxy":  # before Ollama may take the DMZ address:port back
+    launchd.absent(name="No HAProxy service (proxy off)", label=LABEL_HAPROXY, state=state)
+
+launchd.service(
+    name=f"Ollama service ({LABEL_OLLAMA}, {settings.service_mode}, {settings.ollama_host})",
+    label=LABEL_OLLAMA,
+    plist=run.ollama_plist,
+    mode=settings.service_mode,
+    state=state,
+    restart=run.restart_ollama,
+    log_path=settings.stderr_log,
+)
+
+if settings.proxy == "haproxy":
+    macos.file(
+        name=f"HAProxy config ({settings.haproxy_config})",
+        path=run.haproxy_config_path,
+        content=run.haproxy_config,
+        validate=f"{HAPROXY_BIN} -c -q -f {{}}",
+        state=state,
+    )
+    launchd.service(
+        name=f"HAProxy service ({LABEL_HAPROXY}, {settings.public_address})",
+        label=LABEL_HAPROXY,
+        plist=run.haproxy_plist,
+        mode=settings.service_mode,
+        state=state,
+        restart=run.restart_haproxy,
+        log_path=settings.haproxy_log,
+    )
+
+ollama.verify(
+    name="Ollama answers (and which APIs it offers)",
+    address=settings.api_address,
+    state=state,
+    changed=run.changes_service,
+    proxy_address=settings.public_address if settings.proxy == "haproxy" else None,
+)
+
+ollama.models(
+    name="Ollama models",
+    models=[m.name for m in settings.models],
+    address=settings.api_address,
+    state=state,
+    prune=settings.prune_models,
+    pull_timeout=settings.pull_timeout,
+    refresh=run.refresh_models,
+    warm=[m.name for m in settings.warm_models],
+    keep_alive=settings.warm_keep_alive,
+    num_ctx=settings.warm_num_ctx,
+)

@@ -1,0 +1,996 @@
+"""The Mac server's settings: host data of the ``server`` host -> one validated object.
+
+:func:`validate_server` checks the server's host data (plain values, no I/O) and returns a
+:class:`ServerSettings` plus the list of problems, each formatted like the plan's errors:
+``<host>: <field>: <value> (<why>)``. It runs before any host is contacted (the plan's
+validation calls it); ``deploys/server.py`` calls it again and refuses to run on errors.
+
+Every field is optional; unset Ollama settings mean *Ollama's* default (the variable is simply
+not written into the launchd plist). Fields, with their defaults:
+
+==========================  ===========================================  =======================
+field                       meaning                                      default
+==========================  ===========================================  =======================
+``ollama_service``          ``"agent"`` (LaunchAgent of the SSH user,    ``"agent"``
+                            ``~/Library/LaunchAgents``) or ``"daemon"``
+                            (LaunchDaemon, starts at boot without login)
+``ollama_user``             user Ollama runs as (daemon mode only;       ``ssh_user``
+                            an agent always runs as the SSH user)
+``ollama_bind``             ``"dmz"`` (the DMZ address) or ``"all"``     ``"dmz"``
+                            (``0.0.0.0``); ``proxy="haproxy"`` forces
+                            ``127.0.0.1``
+``ollama_origins``          ``OLLAMA_ORIGINS`` (list or comma string)    unset
+``ollama_keep_alive``       ``OLLAMA_KEEP_ALIVE`` (``"24h"``, ``-1``...) unset
+``ollama_context_length``   ``OLLAMA_CONTEXT_LENGTH``                    unset
+``ollama_num_parallel``     ``OLLAMA_NUM_PARALLEL``                      unset
+``ollama_max_loaded_models``  ``OLLAMA_MAX_LOADED_MODELS``               unset
+``ollama_flash_attention``  ``OLLAMA_FLASH_ATTENTION`` (True/False)      unset
+``ollama_kv_cache_type``    ``OLLAMA_KV_CACHE_TYPE`` (f16, q8_0, q4_0)   unset
+``ollama_models_dir``       ``OLLAMA_MODELS`` (absolute path)            unset
+``ollama_env``              other ``OLLAMA_*`` variables (dict)          ``{}``
+``ollama_stdout_log``       launchd ``StandardOutPath``                  ``/tmp/ollama.stdout.log``
+``ollama_stderr_log``       launchd ``StandardErrorPath``                ``/tmp/ollama.stderr.log``
+``ollama_models``           models to have: names, or dicts              ``[]``
+                            ``{"name", "warm", "memory_gb"}``
+``ollama_prune_models``     delete models that are not declared          ``False``
+``ollama_warm_keep_alive``  ``keep_alive`` of the warm-up request        ``-1`` (stay loaded)
+``ollama_warm_num_ctx``     ``num_ctx`` of the warm-up (the clients')    ``ollama_context_length``
+``ollama_pull_timeout``     seconds a pull may take (0 = no limit)       ``0``
+``ollama_upgrade``          ``brew upgrade`` Ollama when outdated        ``False``
+``ollama_memory_check``     declared models vs memory: fail, warn, off   ``"warn"``
+``competing_servers``       ``"stop"`` or ``"warn"`` about other Ollama  ``"stop"``
+                            servers (brew services, Ollama.app)
+``proxy``                   ``None`` or ``"haproxy"`` (endpoint          ``None``
+                            allowlist in front of a loopback Ollama)
+``haproxy_config``          HAProxy's config file                        ``~/.haproxy/haproxy.cfg``
+``haproxy_log``             HAProxy's launchd log                        ``/tmp/haproxy.log``
+``haproxy_timeout``         client/server inactivity timeout             ``"10m"``
+``static_ip``               set the DMZ address with ``networksetup``    ``True``
+``network_service``         network service to configure (by name)       unset
+``network_device``          ... or by device                             ``"en0"``
+``dns_servers``             DNS servers of that service                  the router's DMZ address
+``static_ip_over_ssh``      allow changing the address of the link the   ``False``
+                            SSH session uses (detached, then reconnect)
+``pmset``                   ``pmset`` settings (``{}`` = leave alone)    sleep 0, disksleep 0,
+                                                                         autorestart 1, womp 1
+``uninstall_revert_dhcp``   ``deploys/uninstall.py`` reverts to DHCP     ``False``
+==========================  ===========================================  =======================
+
+Example::
+
+    settings, errors = validate_server("ai-server", {
+        "ssh_user": "admin", "dmz_address": "192.168.100.10",
+        "ollama_models": ["qwen2.5-coder:32b", {"name": "llama3.2", "warm": True}],
+        "ollama_keep_alive": "24h", "proxy": "haproxy",
+    })
+    assert errors == []
+    settings.ollama_host          # '127.0.0.1:11434' (HAProxy listens on the DMZ address)
+    settings.environment()["OLLAMA_KEEP_ALIVE"]   # '24h'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+#: Service modes: a LaunchAgent of the SSH user, or a LaunchDaemon with ``UserName``.
+SERVICE_MODES = ("agent", "daemon")
+BIND_MODES = ("dmz", "all")
+PROXIES = ("haproxy",)
+MEMORY_CHECKS = ("fail", "warn", "off")
+COMPETING = ("stop", "warn")
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+#: The power settings of a 24/7 server (``pmset``); data ``pmset`` replaces this dict.
+DEFAULT_PMSET: dict[str, int] = {"sleep": 0, "disksleep": 0, "autorestart": 1, "womp": 1}
+
+DEFAULT_STDOUT_LOG = "/tmp/ollama.stdout.log"
+DEFAULT_STDERR_LOG = "/tmp/ollama.stderr.log"
+DEFAULT_HAPROXY_CONFIG = "~/.haproxy/haproxy.cfg"
+DEFAULT_HAPROXY_LOG = "/tmp/haproxy.log"
+DEFAULT_PORT = 11434
+MIN_MACOS = (14, 0)
+
+#: Share of unified memory the GPU may use (Metal's recommendedMaxWorkingSetSize is about
+#: two thirds to three quarters of RAM on Apple silicon); used for the memory preflight.
+GPU_MEMORY_SHARE = 0.75
+
+#: Fields this role knows (besides the plan's). A typo in an ``ollama_*``/``haproxy_*`` field
+#: is reported instead of being silently ignored.
+KNOWN_FIELDS = frozenset(
+    {
+        "ollama_service",
+        "ollama_user",
+        "ollama_bind",
+        "ollama_origins",
+        "ollama_keep_alive",
+        "ollama_context_length",
+        "ollama_num_parallel",
+        "ollama_max_loaded_models",
+        "ollama_flash_attention",
+        "ollama_kv_cache_type",
+        "ollama_models_dir",
+        "ollama_env",
+        "ollama_stdout_log",
+        "ollama_stderr_log",
+        "ollama_models",
+        "ollama_prune_models",
+        "ollama_warm_keep_alive",
+        "ollama_warm_num_ctx",
+        "ollama_pull_timeout",
+        "ollama_upgrade",
+        "ollama_memory_check",
+        "ollama_port",
+        "competing_servers",
+        "proxy",
+        "haproxy_config",
+        "haproxy_log",
+        "haproxy_timeout",
+        "static_ip",
+        "network_service",
+        "network_device",
+        "dns_servers",
+        "static_ip_over_ssh",
+        "pmset",
+        "uninstall_revert_dhcp",
+    }
+)
+_CHECKED_PREFIXES = ("ollama_", "haproxy_")
+
+#: OLLAMA_* variables set through their own fields (not through ``ollama_env``).
+_OWN_VARIABLES = {
+    "OLLAMA_HOST": "ollama_bind",
+    "OLLAMA_ORIGINS": "ollama_origins",
+    "OLLAMA_KEEP_ALIVE": "ollama_keep_alive",
+    "OLLAMA_CONTEXT_LENGTH": "ollama_context_length",
+    "OLLAMA_NUM_PARALLEL": "ollama_num_parallel",
+    "OLLAMA_MAX_LOADED_MODELS": "ollama_max_loaded_models",
+    "OLLAMA_FLASH_ATTENTION": "ollama_flash_attention",
+    "OLLAMA_KV_CACHE_TYPE": "ollama_kv_cache_type",
+    "OLLAMA_MODELS": "ollama_models_dir",
+}
+
+MODEL_NAME = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*(:[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+)
+USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+ENV_NAME = re.compile(r"^OLLAMA_[A-Z0-9_]+$")
+# Go durations (``24h``, ``1h30m``, ``90s``) or integer seconds; negative means forever.
+DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^-?\d+$")
+HAPROXY_TIME = re.compile(r"^\d+(us|ms|s|m|h|d)?$")
+PMSET_KEY = re.compile(r"^[a-z][a-zA-Z]*$")
+SERVICE_NAME = re.compile(r"^[^\n\r\x00*]{1,255}$")
+DEVICE = re.compile(r"^[a-z]+[0-9]+$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A declared model. ``name`` is normalised (``llama3.2`` -> ``llama3.2:latest``)."""
+
+    name: str
+    warm: bool = False
+    memory_gb: float | None = None  # declared memory need; estimated from the tag when None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The validated server settings (see the module docstring for the fields)."""
+
+    host: str
+    ssh_user: str
+    service_mode: str
+    ollama_user: str
+    bind: str  # "dmz" | "all" | "loopback" (the effective binding)
+    address: IPv4Address | None  # the server's DMZ address (from the plan's dmz_address)
+    port: int
+    env: dict[str, str]  # OLLAMA_* variables other than OLLAMA_HOST, only those set
+    stdout_log: str
+    stderr_log: str
+    models: tuple[ModelSpec, ...]
+    prune_models: bool
+    warm_keep_alive: str | int
+    warm_num_ctx: int | None
+    pull_timeout: int
+    upgrade: bool
+    memory_check: str
+    competing_servers: str
+    proxy: str | None
+    haproxy_config: str
+    haproxy_log: str
+    haproxy_timeout: str
+    static_ip: bool
+    network_service: str | None
+    network_device: str | None
+    dns_servers: tuple[str, ...] | None  # None: the router's DMZ address
+    static_ip_over_ssh: bool
+    pmset: dict[str, int] = field(default_factory=dict)
+    uninstall_revert_dhcp: bool = False
+
+    @property
+    def listen_address(self) -> str:
+        """The address Ollama listens on (no port)."""
+        if self.bind == "loopback":
+            return "127.0.0.1"
+        if self.bind == "all":
+            return "0.0.0.0"
+        return str(self.address)
+
+    @property
+    def ollama_host(self) -> str:
+        """``OLLAMA_HOST`` for the service, always with the port (``host`` alone means 11434,
+        ``http://host`` alone means port 80)."""
+        return f"{self.listen_address}:{self.port}"
+
+    @property
+    def api_address(self) -> str:
+        """Where this server's own tools reach Ollama (``0.0.0.0`` is not an address to
+        connect to): ``host:port``."""
+        host = "127.0.0.1" if self.bind in ("all", "loopback") else str(self.address)
+        return f"{host}:{self.port}"
+
+    @property
+    def public_address(self) -> str:
+        """Where clients reach the API: HAProxy or Ollama on the DMZ address."""
+        return f"{self.address}:{self.port}"
+
+    @property
+    def runs_as(self) -> str:
+        return self.ollama_user if self.service_mode == "daemon" else self.ssh_user
+
+    def environment(self) -> dict[str, str]:
+        """The plist's ``EnvironmentVariables``: ``OLLAMA_HOST`` plus the variables set."""
+        return {"OLLAMA_HOST": self.ollama_host, **self.env}
+
+    @property
+    def warm_models(self) -> tuple[ModelSpec, ...]:
+        return tuple(m for m in self.models if m.warm)
+
+
+class _Checker:
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self.errors: list[str] = []
+
+    def error(self, fld: str, value: object, why: str) -> None:
+        self.errors.append(f"{self.who}: {fld}: {value!r} ({why})")
+
+    def choice(self, data: Mapping[str, Any], fld: str, choices: tuple, default: Any) -> Any:
+        value = data.get(fld, default)
+        if value not in choices:
+            self.error(fld, value, "expected one of " + ", ".join(repr(c) for c in choices))
+            return default
+        return value
+
+    def boolean(self, data: Mapping[str, Any], fld: str, default: bool) -> bool:
+        value = data.get(fld, default)
+        if not isinstance(value, bool):
+            self.error(fld, value, "expected True or False")
+            return default
+        return value
+
+    def integer(
+        self, data: Mapping[str, Any], fld: str, lo: int, hi: int, default: int | None = None
+    ) -> int | None:
+        value = data.get(fld, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(fld, value, f"expected a whole number from {lo} to {hi}")
+            return default
+        if not lo <= value <= hi:
+            self.error(fld, value, f"out of range {lo}-{hi}")
+            return default
+        return value
+
+    def path(self, data: Mapping[str, Any], fld: str, default: str | None, home_ok: bool) -> Any:
+        value = data.get(fld, default)
+        if value is None:
+            return None
+        ok = isinstance(value, str) and (
+            value.startswith("/") or (home_ok and value.startswith("~/"))
+        )
+        if not ok or "\n" in value or "\x00" in value or value.rstrip("/") in ("", "~"):
+            where = "an absolute path" + (" or one under ~/" if home_ok else "")
+            self.error(fld, value, f"expected {where}")
+            return default
+        return value
+
+
+def normalize_model(name: str) -> str:
+    """``llama3.2`` -> ``llama3.2:latest`` (how ``/api/tags`` lists it)."""
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+def _duration(value: object) -> str | int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and DURATION.match(value):
+        return value
+    return None
+
+
+def validate_server(
+    host_name: str, data: Mapping[str, Any]
+) -> tuple[ServerSettings | None, list[str]]:
+    """Check the server's host data. Returns ``(settings, [])`` or ``(None, errors)``.
+
+    ``data`` is the host's data as a mapping (host data, group data and ``all`` merged, as
+    ``host.data`` sees it). Network-wide fields (``dmz_address``, ``ollama_port``) are read but
+    not re-checked: the plan reports their errors.
+
+    Example::
+
+        settings, errors = validate_server("ai-server", {"ssh_user": "admin",
+                                                         "dmz_address": "192.168.100.10"})
+    """
+    c = _Checker(host_name)
+
+    for key in sorted(k for k in data if isinstance(k, str)):
+        if key.startswith(_CHECKED_PREFIXES) and key not in KNOWN_FIELDS:
+            c.error(key, data[key], "unknown field")
+
+    ssh_user = data.get("ssh_user")
+    if ssh_user is None:
+        c.error("ssh_user", None, "required: the macOS account pyinfra logs in as")
+        ssh_user = ""
+    elif not isinstance(ssh_user, str) or not USER_NAME.match(ssh_user):
+        c.error("ssh_user", ssh_user, "not a macOS account name")
+        ssh_user = ""
+    elif ssh_user == "root":
+        c.error("ssh_user", ssh_user, "Homebrew refuses to run as root: log in as an admin user")
+    if data.get("_sudo") is True:
+        c.error(
+            "_sudo",
+            True,
+            "do not set _sudo for the server: the role uses sudo only for "
+            "pmset, networksetup and LaunchDaemons, and Homebrew refuses to run as root",
+        )
+
+    address = None
+    raw_address = data.get("dmz_address")
+    if isinstance(raw_address, str):
+        try:
+            parsed = ipaddress.ip_address(raw_address)
+            address = parsed if isinstance(parsed, IPv4Address) else None
+        except ValueError:
+            address = None
+    port = data.get("ollama_port", DEFAULT_PORT)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        port = DEFAULT_PORT  # reported by the plan
+
+    mode = c.choice(data, "ollama_service", SERVICE_MODES, "agent")
+    ollama_user = data.get("ollama_user", ssh_user)
+    if not isinstance(ollama_user, str) or not USER_NAME.match(ollama_user):
+        c.error("ollama_user", ollama_user, "not a macOS account name")
+        ollama_user = ssh_user
+    elif ollama_user == "root":
+        c.error("ollama_user", ollama_user, "Ollama must not run as root")
+    elif mode == "agent" and "ollama_user" in data and ollama_user != ssh_user:
+        c.error(
+            "ollama_user",
+            ollama_user,
+            "a LaunchAgent runs as the SSH user "
+            f"{ssh_user!r}; use ollama_service = 'daemon' to run Ollama as another user",
+        )
+
+    proxy = data.get("proxy")
+    if proxy is not None and proxy not in PROXIES:
+        c.error("proxy", proxy, "expected None or 'haproxy'")
+        proxy = None
+    bind = c.choice(data, "ollama_bind", BIND_MODES, "dmz")
+    if proxy == "haproxy":
+        if "ollama_bind" in data and bind != "dmz":
+            c.error(
+                "ollama_bind",
+                bind,
+                "with proxy = 'haproxy' Ollama listens on 127.0.0.1 "
+                "and HAProxy on the DMZ address; remove ollama_bind",
+            )
+        bind = "loopback"
+
+    env: dict[str, str] = {}
+    origins = data.get("ollama_origins")
+    if origins is not None:
+        items = origins.split(",") if isinstance(origins, str) else origins
+        if (
+            not isinstance(items, list | tuple)
+            or not items
+            or not all(isinstance(o, str) and o.strip() and "," not in o for o in items)
+        ):
+            c.error(
+                "ollama_origins",
+                origins,
+                "expected a list of origins like "
+                "['http://192.168.100.10:*'] or one comma-separated string",
+            )
+        else:
+            env["OLLAMA_ORIGINS"] = ",".join(o.strip() for o in items)
+    keep_alive = data.get("ollama_keep_alive")
+    if keep_alive is not None:
+        parsed_ka = _duration(keep_alive)
+        if parsed_ka is None:
+            c.error(
+                "ollama_keep_alive",
+                keep_alive,
+                "expected a duration like '24h', '30m', seconds, or -1 for forever",
+            )
+        else:
+            env["OLLAMA_KEEP_ALIVE"] = str(parsed_ka)
+    context = c.integer(data, "ollama_context_length", 256, 2**21)
+    if context is not None:
+        env["OLLAMA_CONTEXT_LENGTH"] = str(context)
+    parallel = c.integer(data, "ollama_num_parallel", 1, 64)
+    if parallel is not None:
+        env["OLLAMA_NUM_PARALLEL"] = str(parallel)
+    loaded = c.integer(data, "ollama_max_loaded_models", 0, 64)
+    if loaded is not None:
+        env["OLLAMA_MAX_LOADED_MODELS"] = str(loaded)
+    flash = data.get("ollama_flash_attention")
+    if flash is not None:
+        if not isinstance(flash, bool):
+            c.error("ollama_flash_attention", flash, "expected True or False")
+        else:
+            env["OLLAMA_FLASH_ATTENTION"] = "1" if flash else "0"
+    kv = data.get("ollama_kv_cache_type")
+    if kv is not None:
+        if kv not in KV_CACHE_TYPES:
+            c.error("ollama_kv_cache_type", kv, "expected one of " + ", ".join(KV_CACHE_TYPES))
+        else:
+            env["OLLAMA_KV_CACHE_TYPE"] = kv
+    models_dir = c.path(data, "ollama_models_dir", None, home_ok=False)
+    if models_dir is not None:
+        env["OLLAMA_MODELS"] = models_dir
+    extra = data.get("ollama_env", {})
+    if not isinstance(extra, Mapping):
+        c.error("ollama_env", extra, "expected a dict of OLLAMA_* variables")
+    else:
+        for key, value in extra.items():
+            if not isinstance(key, str) or not ENV_NAME.match(key):
+                c.error(f"ollama_env[{key!r}]", value, "only OLLAMA_[A-Z0-9_]+ variables")
+            elif key in _OWN_VARIABLES:
+                c.error(f"ollama_env[{key!r}]", value, f"set it with {_OWN_VARIABLES[key]}")
+            elif not isinstance(value, str | int) or isinstance(value, bool) or "\n" in str(value):
+                c.error(f"ollama_env[{key!r}]", value, "expected a one-line string or number")
+            else:
+                env[key] = str(value)
+
+    stdout_log = c.path(data, "ollama_stdout_log", DEFAULT_STDOUT_LOG, home_ok=False)
+    stderr_log = c.path(data, "ollama_stderr_log", DEFAULT_STDERR_LOG, home_ok=False)
+
+    models = _models(c, data.get("ollama_models", []))
+    prune = c.boolean(data, "ollama_prune_models", False)
+    warm_keep_alive: str | int = -1
+    if "ollama_warm_keep_alive" in data:
+        parsed = _duration(data["ollama_warm_keep_alive"])
+        if parsed is None:
+            c.error(
+                "ollama_warm_keep_alive",
+                data["ollama_warm_keep_alive"],
+                "expected a duration like '24h', seconds, or -1 for forever",
+            )
+        else:
+            warm_keep_alive = parsed
+    warm_num_ctx = c.integer(data, "ollama_warm_num_ctx", 256, 2**21, default=context)
+    pull_timeout = c.integer(data, "ollama_pull_timeout", 0, 7 * 24 * 3600, default=0) or 0
+    upgrade = c.boolean(data, "ollama_upgrade", False)
+    memory_check = c.choice(data, "ollama_memory_check", MEMORY_CHECKS, "warn")
+    competing = c.choice(data, "competing_servers", COMPETING, "stop")
+
+    haproxy_config = c.path(data, "haproxy_config", DEFAULT_HAPROXY_CONFIG, home_ok=True)
+    haproxy_log = c.path(data, "haproxy_log", DEFAULT_HAPROXY_LOG, home_ok=False)
+    haproxy_timeout = data.get("haproxy_timeout", "10m")
+    if not isinstance(haproxy_timeout, str) or not HAPROXY_TIME.match(haproxy_timeout):
+        c.error("haproxy_timeout", haproxy_timeout, "expected an HAProxy time like '10m'")
+        haproxy_timeout = "10m"
+
+    static_ip = c.boolean(data, "static_ip", True)
+    service = data.get("network_service")
+    if service is not None and (not isinstance(service, str) or not SERVICE_NAME.match(service)):
+        c.error("network_service", service, "expected a network service name like 'Ethernet'")
+        service = None
+    device = data.get("network_device", None if service else "en0")
+    if device is not None and (not isinstance(device, str) or not DEVICE.match(device)):
+        c.error("network_device", device, "expected a device name like 'en0'")
+        device = None
+    dns = data.get("dns_servers")
+    dns_servers: tuple[str, ...] | None = None
+    if dns is not None:
+        if not isinstance(dns, list | tuple) or not dns:
+            c.error("dns_servers", dns, "expected a non-empty list of IPv4 addresses")
+        else:
+            good = []
+            for i, server in enumerate(dns):
+                try:
+                    if not isinstance(server, str):
+                        raise ValueError
+                    ipaddress.IPv4Address(server)
+                    good.append(server)
+                except ValueError:
+                    c.error(f"dns_servers[{i}]", server, "not an IPv4 address")
+            dns_servers = tuple(good)
+    over_ssh = c.boolean(data, "static_ip_over_ssh", False)
+    if static_ip and address is None and raw_address is None:
+        c.error("dmz_address", None, "required for static_ip (or set static_ip = False)")
+
+    pmset = data.get("pmset", DEFAULT_PMSET)
+    pmset_clean: dict[str, int] = {}
+    if pmset is None:
+        pmset = {}
+    if not isinstance(pmset, Mapping):
+        c.error("pmset", pmset, "expected a dict like {'sleep': 0, 'autorestart': 1}")
+    else:
+        for key, value in pmset.items():
+            if not isinstance(key, str) or not PMSET_KEY.match(key):
+                c.error(f"pmset[{key!r}]", value, "not a pmset setting name")
+            elif (
+                isinstance(value, bool) or not isinstance(value, int) or not (0 <= value <= 100000)
+            ):
+                c.error(f"pmset[{key!r}]", value, "expected a whole number (minutes or 0/1)")
+            else:
+                pmset_clean[key] = value
+    revert = c.boolean(data, "uninstall_revert_dhcp", False)
+
+    if c.errors:
+        return None, c.errors
+    return (
+        ServerSettings(
+            host=host_name,
+            ssh_user=ssh_user,
+            service_mode=mode,
+            ollama_user=ollama_user if mode == "daemon" else ssh_user,
+            bind=bind,
+            address=address,
+            port=port,
+            env=env,
+            stdout_log=stdout_log,
+            stderr_log=stderr_log,
+            models=models,
+            prune_models=prune,
+            warm_keep_alive=warm_keep_alive,
+            warm_num_ctx=warm_num_ctx,
+            pull_timeout=pull_timeout,
+            upgrade=upgrade,
+            memory_check=memory_check,
+            competing_servers=competing,
+            proxy=proxy,
+            haproxy_config=haproxy_config,
+            haproxy_log=haproxy_log,
+            haproxy_timeout=haproxy_timeout,
+            static_ip=static_ip,
+            network_service=service,
+            network_device=None if service else device,
+            dns_servers=dns_servers,
+            static_ip_over_ssh=over_ssh,
+            pmset=pmset_clean,
+            uninstall_revert_dhcp=revert,
+        ),
+        [],
+    )
+
+
+def _models(c: _Checker, raw: object) -> tuple[ModelSpec, ...]:
+    if not isinstance(raw, list | tuple):
+        c.error("ollama_models", raw, "expected a list of model names or dicts")
+        return ()
+    models: list[ModelSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        fld = f"ollama_models[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, Mapping):
+            c.error(fld, item, "expected a model name or a dict with 'name'")
+            continue
+        unknown = sorted(set(item) - {"name", "warm", "memory_gb"})
+        for key in unknown:
+            c.error(f"{fld}.{key}", item[key], "unknown model field (name, warm, memory_gb)")
+        name = item.get("name")
+        if not isinstance(name, str) or not MODEL_NAME.match(name):
+            c.error(fld, name, "not an Ollama model name like 'qwen2.5-coder:32b'")
+            continue
+        warm = item.get("warm", False)
+        if not isinstance(warm, bool):
+            c.error(f"{fld}.warm", warm, "expected True or False")
+            warm = False
+        memory = item.get("memory_gb")
+        if memory is not None and (
+            isinstance(memory, bool) or not isinstance(memory, int | float) or memory <= 0
+        ):
+            c.error(f"{fld}.memory_gb", memory, "expected a positive number of GB")
+            memory = None
+        full = normalize_model(name)
+        if full in seen:
+            c.error(fld, name, "declared twice")
+            continue
+        seen.add(full)
+        models.append(ModelSpec(full, warm, float(memory) if memory is not None else None))
+    return tuple(models)
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+_PARAMS = re.compile(r"(?<![0-9.])(\d+(?:\.\d+)?)([bm])(?![a-z0-9])", re.I)
+_BYTES_PER_PARAM = (
+    ("fp16", 2.0),
+    ("f16", 2.0),
+    ("bf16", 2.0),
+    ("q8", 1.07),
+    ("q6", 0.83),
+    ("q5", 0.7),
+    ("q3", 0.5),
+    ("q2", 0.4),
+)
+
+
+def estimate_model_gb(name: str) -> float | None:
+    """A rough memory need (GB) from the tag's parameter count (``qwen2.5-coder:32b`` -> ~22),
+    assuming the library's default 4-bit quantisation unless the tag names another; ``None``
+    when the tag gives no size. Only used when the model is not installed yet and declares no
+    ``memory_gb``."""
+    tag = name.rsplit(":", 1)[-1].lower() if ":" in name else ""
+    m = _PARAMS.search(tag)
+    if not m:
+        return None
+    billions = float(m.group(1)) / (1000 if m.group(2).lower() == "m" else 1)
+    per_param = next((b for key, b in _BYTES_PER_PARAM if key in tag), 0.6)
+    return round(billions * per_param * 1.1 + 0.5, 1)
+
+
+def memory_problems(
+    settings: ServerSettings, memory_bytes: int | None, installed: Mapping[str, int]
+) -> list[str]:
+    """Declared models that cannot fit in this Mac's GPU-usable memory.
+
+    ``installed`` maps installed model names to their size in bytes (``/api/tags``), which is
+    preferred over ``memory_gb`` and the estimate. Checks every model alone, and the warm
+    models together (they are meant to stay loaded at the same time).
+    """
+    if not memory_bytes or settings.memory_check == "off":
+        return []
+    usable = memory_bytes * GPU_MEMORY_SHARE / 1e9
+    total = memory_bytes / 1e9
+
+    def need(model: ModelSpec) -> float | None:
+        if model.memory_gb is not None:
+            return model.memory_gb
+        if model.name in installed:
+            return installed[model.name] / 1e9 * 1.1
+        return estimate_model_gb(model.name)
+
+    problems = []
+    for model in settings.models:
+        gb = need(model)
+        if gb is not None and gb > usable:
+            problems.append(
+                f"{settings.host}: ollama_models: {model.name!r} (needs about {gb:.0f} GB; this "
+                f"Mac has {total:.0f} GB, about {usable:.0f} GB usable by the GPU)"
+            )
+    warm = [(m, need(m)) for m in settings.warm_models]
+    warm_total = sum(gb for _, gb in warm if gb is not None)
+    if len(warm) > 1 and warm_total > usable:
+        names = [m.name for m, _ in warm]
+        problems.append(
+            f"{settings.host}: ollama_models: {names!r} (the warm models need about "
+            f"{math.ceil(warm_total)} GB together; about {usable:.0f} GB usable by the GPU)"
+        )
+    return problems
+
+
+# -- what a run must do, decided before anything changes -------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkTarget:
+    """The server's DMZ settings from the plan: address, netmask, router, DNS servers."""
+
+    address: str
+    netmask: str
+    router: str
+    dns: tuple[str, ...]
+
+
+def network_target(settings: ServerSettings, plan: Any) -> NetworkTarget:
+    """From the validated plan (``server_address``, ``dmz_subnet``, ``dmz_router_address``)."""
+    router = str(plan.dmz_router_address)
+    return NetworkTarget(
+        address=str(plan.server_address),
+        netmask=str(plan.dmz_subnet.netmask),
+        router=router,
+        dns=settings.dns_servers or (router,),
+    )
+
+
+LABEL_OLLAMA = "com.ollama"
+LABEL_HAPROXY = "com.haproxy"
+
+
+def managed_files(settings: ServerSettings) -> list[str]:
+    """Files the state fact hashes: both modes' plists of our jobs and of brew services'
+    Ollama, HAProxy's config, and the logs (``uninstall`` deletes those that exist)."""
+    files = []
+    for label in (LABEL_OLLAMA, LABEL_HAPROXY, "homebrew.mxcl.ollama"):
+        files += [f"~/Library/LaunchAgents/{label}.plist", f"/Library/LaunchDaemons/{label}.plist"]
+    files += [settings.haproxy_config, settings.stdout_log, settings.stderr_log]
+    files.append(settings.haproxy_log)
+    return list(dict.fromkeys(files))
+
+
+def state_fact_args(settings: ServerSettings, upgrade_check: bool | None = None) -> dict:
+    """Arguments of ``facts.macos.MacServerState`` for this server."""
+    return {
+        "api": settings.api_address,
+        "port": settings.port,
+        "files": managed_files(settings),
+        "formulas": ["ollama", "haproxy"],
+        "network_service": settings.network_service or "",
+        "network_device": (settings.network_device or "") if not settings.network_service else "",
+        "proxy_api": settings.public_address if settings.proxy == "haproxy" else "",
+        "brew_info": settings.upgrade if upgrade_check is None else upgrade_check,
+        "run_user": settings.ollama_user if settings.service_mode == "daemon" else "",
+    }
+
+
+@dataclass
+class ServerRun:
+    """Everything ``deploys/server.py`` needs, computed from the settings and the state."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    formulas: list[str] = field(default_factory=list)
+    brew: dict[str, list[str]] = field(default_factory=dict)
+    competitors: list[dict[str, Any]] = field(default_factory=list)
+    ollama_plist: str = ""
+    haproxy_plist: str = ""
+    haproxy_config: str = ""
+    haproxy_config_path: str = ""
+    restart_ollama: bool = False
+    restart_haproxy: bool = False
+    ollama_changes: bool = False
+    haproxy_changes: bool = False
+    network_changes: bool = False
+    pmset_changes: bool = False
+    sudo_reasons: list[str] = field(default_factory=list)
+    refresh_models: bool = False
+
+    @property
+    def changes_service(self) -> bool:
+        return bool(
+            self.ollama_changes
+            or self.haproxy_changes
+            or self.brew.get("install")
+            or self.brew.get("upgrade")
+            or self.network_changes
+        )
+
+
+def server_run(
+    settings: ServerSettings,
+    target: NetworkTarget,
+    state: Mapping[str, Any],
+    sudo_password: bool = False,
+) -> ServerRun:
+    """Decide the run: preflight errors and warnings (nothing may change when there are
+    errors), the rendered files, and which services will restart.
+
+    Example::
+
+        run = server_run(settings, network_target(settings, plan), state)
+        if run.errors: raise DeployError("\\n".join(run.errors))
+    """
+    from facts.macos import find_competitors, version_tuple
+    from facts.ollama import parse_models, strip_brew_revision
+    from operations import launchd, templates
+    from operations.macos import (
+        brew_actions,
+        expand_home,
+        network_changes,
+        pmset_changes,
+        resolve_service,
+        sha256_text,
+    )
+
+    run = ServerRun()
+    who = settings.host
+    err, warn = run.errors.append, run.warnings.append
+
+    if not state or not state.get("complete"):
+        err(f"{who}: state: {None!r} (could not read the Mac's state over SSH)")
+        return run
+    macos = state.get("macos") or {}
+    if macos.get("product_name") != "macOS" or not macos.get("version"):
+        err(f"{who}: macos: {macos.get('product_name')!r} (sw_vers found no macOS: not a Mac?)")
+        return run
+    if version_tuple(macos["version"]) < MIN_MACOS:
+        err(f"{who}: macos: {macos['version']!r} (Ollama needs macOS 14 Sonoma or newer)")
+    if not macos.get("apple_silicon"):
+        err(f"{who}: arch: {macos.get('arch')!r} (an Apple silicon Mac (arm64) is required)")
+    brew = state.get("brew") or {}
+    if not brew.get("prefix"):
+        err(
+            f"{who}: homebrew: {None!r} (not installed: install Homebrew (https://brew.sh) as "
+            f"{settings.ssh_user}, then run again)"
+        )
+    elif brew["prefix"] != "/opt/homebrew":
+        err(
+            f"{who}: homebrew: {brew['prefix']!r} (an Apple silicon Homebrew in /opt/homebrew "
+            "is required)"
+        )
+    if state.get("user") and state["user"] != settings.ssh_user:
+        warn(f"{who}: logged in as {state['user']!r}, not ssh_user {settings.ssh_user!r}")
+    home = state.get("home") or ""
+    run_home = home
+    if settings.service_mode == "daemon":
+        run_user = state.get("run_user")
+        if not run_user:
+            err(f"{who}: ollama_user: {settings.ollama_user!r} (no such user on the Mac)")
+        else:
+            run_home = run_user.get("home") or home
+
+    # memory for the declared models
+    models = parse_models((state.get("api") or {}).get("tags") or {}) or []
+    installed = {m["name"]: m.get("size") or 0 for m in models}
+    for problem in memory_problems(settings, macos.get("memory_bytes"), installed):
+        (err if settings.memory_check == "fail" else warn)(problem)
+
+    # Homebrew formulas
+    run.formulas = ["ollama"] + (["haproxy"] if settings.proxy == "haproxy" else [])
+    run.brew = brew_actions(run.formulas, brew, state.get("brew_info") or {}, settings.upgrade)
+
+    # competing servers
+    run.competitors = find_competitors(state, label=LABEL_OLLAMA, port=settings.port)
+    if settings.competing_servers == "warn":
+        for c in run.competitors:
+            warn(f"{who}: competing Ollama server: {c['detail']}")
+    elif any(
+        c["kind"] in ("brew-service", "brew-plist")
+        and "system" in (c.get("domain") or c.get("path") or "")
+        for c in run.competitors
+    ):
+        run.sudo_reasons.append("stop brew services' Ollama LaunchDaemon")
+
+    # power
+    if settings.pmset:
+        profiles = state.get("pmset") or {}
+        if not profiles:
+            warn(f"{who}: pmset: cannot read the power settings (pmset -g custom); skipped")
+        else:
+            _, changes, _ = pmset_changes(settings.pmset, profiles)
+            run.pmset_changes = bool(changes)
+            if changes:
+                run.sudo_reasons.append("pmset " + " ".join(f"{k} {v}" for k, v in changes.items()))
+        if settings.pmset.get("autorestart") and state.get("filevault"):
+            warn(
+                f"{who}: FileVault is on: after a power loss the Mac waits at the unlock screen "
+                "and nothing runs until someone unlocks it (planned reboots: sudo fdesetup "
+                "authrestart)"
+            )
+
+    # static IP
+    if settings.static_ip:
+        services = state.get("network_services") or []
+        chosen = resolve_service(services, settings.network_service, settings.network_device)
+        what = (
+            f"network_service: {settings.network_service!r}"
+            if settings.network_service
+            else f"network_device: {settings.network_device!r}"
+        )
+        known = ", ".join(f"{s['name']} ({s.get('device') or '-'})" for s in services)
+        info = state.get("network") or {}
+        if chosen is None or not state.get("network_service"):
+            err(f"{who}: {what} (no such network service on the Mac; it has: {known or 'none'})")
+        elif info.get("error"):
+            err(f"{who}: {what} ({info['error']})")
+        else:
+            if (chosen.get("hardware_port") or "").lower() in ("wi-fi", "airport"):
+                warn(f"{who}: {what} is Wi-Fi: a 24/7 server should be wired (Ethernet)")
+            todo = network_changes(
+                info,
+                state.get("dns"),
+                target.address,
+                target.netmask,
+                target.router,
+                list(target.dns),
+            )
+            run.network_changes = todo["manual"] or todo["dns"]
+            if run.network_changes:
+                run.sudo_reasons.append(f"networksetup on {state['network_service']}")
+            link = (state.get("ssh_connection") or {}).get("server")
+            if (
+                todo["manual"]
+                and link
+                and link == info.get("ip")
+                and link != target.address
+                and not settings.static_ip_over_ssh
+            ):
+                err(
+                    f"{who}: static_ip_over_ssh: False (this SSH session runs over "
+                    f"{state['network_service']} ({link}); giving it {target.address} would cut "
+                    "it: connect over another link, give the Mac that address by DHCP first, "
+                    "or set static_ip_over_ssh = True for a detached change with automatic "
+                    "rollback)"
+                )
+
+    # the Ollama service
+    mode = settings.service_mode
+    if mode == "agent":
+        if state.get("autologin_user") != settings.ssh_user:
+            warn(
+                f"{who}: Ollama runs as a LaunchAgent of {settings.ssh_user}: after a reboot it "
+                f"starts only once {settings.ssh_user} logs in (no auto-login"
+                + (", FileVault is on" if state.get("filevault") else "")
+                + "); set ollama_service = 'daemon' to serve without a login"
+            )
+    else:
+        run.sudo_reasons.append("manage LaunchDaemons")
+    run.ollama_plist = templates.ollama_plist(
+        settings.environment(),
+        mode=mode,
+        user_name=settings.ollama_user,
+        home=run_home or None,
+        stdout_path=settings.stdout_log,
+        stderr_path=settings.stderr_log,
+        label=LABEL_OLLAMA,
+    )
+    installed_version = strip_brew_revision(
+        (brew.get("formulas", {}).get("ollama") or {}).get("version")
+    )
+    api_version = ((state.get("api") or {}).get("version") or {}).get("json") or {}
+    running_version = api_version.get("version") if isinstance(api_version, dict) else None
+    upgraded = "ollama" in run.brew.get("install", []) + run.brew.get("upgrade", [])
+    stale = bool(running_version and installed_version and running_version != installed_version)
+    if stale:
+        warn(
+            f"{who}: Ollama {running_version} is running but {installed_version} is installed: "
+            "restarting it"
+        )
+    run.restart_ollama = upgraded or stale
+    if not run.errors:
+        cmds, _ = launchd.service_commands(
+            LABEL_OLLAMA, run.ollama_plist, mode, state, restart=run.restart_ollama
+        )
+        run.ollama_changes = bool(cmds)
+
+    # HAProxy
+    if settings.proxy == "haproxy" and home:
+        run.haproxy_config_path = expand_home(settings.haproxy_config, home)
+        run.haproxy_config = templates.haproxy_config(
+            bind=settings.public_address,
+            backend=settings.api_address,
+            timeout=settings.haproxy_timeout,
+        )
+        run.haproxy_plist = templates.haproxy_plist(
+            run.haproxy_config_path,
+            log_path=settings.haproxy_log,
+            mode=mode,
+            user_name=settings.ollama_user,
+            label=LABEL_HAPROXY,
+        )
+        config_changed = (state.get("files") or {}).get(run.haproxy_config_path) != sha256_text(
+            run.haproxy_config
+        )
+        run.restart_haproxy = config_changed or "haproxy" in run.brew.get("upgrade", [])
+        if not run.errors:
+            cmds, _ = launchd.service_commands(
+                LABEL_HAPROXY, run.haproxy_plist, mode, state, restart=run.restart_haproxy
+            )
+            run.haproxy_changes = bool(cmds) or config_changed
+
+    tags = ((state.get("api") or {}).get("tags") or {}).get("status")
+    run.refresh_models = run.ollama_changes or tags != 200
+
+    if run.sudo_reasons and not state.get("sudo_nopasswd") and not sudo_password:
+        err(
+            f"{who}: _sudo_password: {None!r} (sudo needs a password for: "
+            + "; ".join(run.sudo_reasons)
+            + ". Allow passwordless sudo for the SSH user, or pass --sudo-password / set "
+            "_sudo_password)"
+        )
+    return run
