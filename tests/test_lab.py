@@ -99,10 +99,14 @@ def changed_operations(run: subprocess.CompletedProcess[str]) -> str:
 
 def lab_plan(lab: LabState):
     """The plan of inventories/lab.py, built as deploys/plan.py does (no pyinfra run)."""
+    from pyinfra.context import ctx_state
+
     saved = os.environ.get("SSOL_LAB_DIR")
     os.environ["SSOL_LAB_DIR"] = str(lab.dir)
     try:
-        inv = runpy.run_path(str(REPO / INVENTORY))
+        # outside any pyinfra run: other tests may leave a (fake) pyinfra state set
+        with ctx_state.use(None):
+            inv = runpy.run_path(str(REPO / INVENTORY))
     finally:
         if saved is None:
             del os.environ["SSOL_LAB_DIR"]
