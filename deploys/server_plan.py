@@ -368,12 +368,14 @@ def validate_server(
 
     mode = c.choice(data, "ollama_service", SERVICE_MODES, "agent")
     ollama_user = data.get("ollama_user", ssh_user)
-    if not isinstance(ollama_user, str) or not USER_NAME.match(ollama_user):
+    if "ollama_user" not in data:
+        pass  # the SSH user, checked above
+    elif not isinstance(ollama_user, str) or not USER_NAME.match(ollama_user):
         c.error("ollama_user", ollama_user, "not a macOS account name")
         ollama_user = ssh_user
     elif ollama_user == "root":
         c.error("ollama_user", ollama_user, "Ollama must not run as root")
-    elif mode == "agent" and "ollama_user" in data and ollama_user != ssh_user:
+    elif mode == "agent" and ollama_user != ssh_user:
         c.error(
             "ollama_user",
             ollama_user,
@@ -656,7 +658,7 @@ def memory_problems(
     if not memory_bytes or settings.memory_check == "off":
         return []
     usable = memory_bytes * GPU_MEMORY_SHARE / 1e9
-    total = memory_bytes / 1e9
+    total = memory_bytes / 2**30  # shown like Apple shows it: 64 GB = 64 GiB
 
     def need(model: ModelSpec) -> float | None:
         if model.memory_gb is not None:
