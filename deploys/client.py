@@ -29,6 +29,8 @@ Nothing with a key is written to ``~/Downloads`` or printed; the controller neve
 on a command line. Fields: ``deploys/client_plan.py``.
 """
 
+import ipaddress
+
 from pyinfra import host, inventory, logger
 from pyinfra.api.exceptions import DeployError
 
@@ -46,7 +48,12 @@ from deploys.client_plan import (
 )
 from deploys.peers import peer_config
 from deploys.plan import current_plan
-from deploys.versions import CLAUDE_CODE_MIN_OLLAMA, check, fetch_server_version, supports
+from deploys.versions import (
+    check,
+    fetch_server_version,
+    route_source,
+    supports,
+)
 from facts.client import (
     BACKUP_SUFFIX,
     CONFIG_DIR,
@@ -99,30 +106,36 @@ def _file_args(path: str) -> dict:
 
 # -- versions and what is offered -----------------------------------------------------------
 
+def _ask_server() -> tuple[str | None, str]:
+    """The server's version from GET /api/version, asked only when this controller has a route
+    into a network that reaches the server (see ``deploys.versions.route_source``)."""
+    source = route_source(str(plan.server_address))
+    networks = [plan.vpn_subnet, plan.dmz_subnet] + ([plan.lan_subnet] if plan.lan_to_dmz else [])
+    if source is None or not (ipaddress.ip_address(source).is_loopback
+                              or any(ipaddress.ip_address(source) in n for n in networks)):
+        return None, (f"this controller ({source or 'no route'}) is not on the VPN, the DMZ or "
+                      f"a LAN allowed into the DMZ, so {base_url} was not asked")
+    return fetch_server_version(base_url)
+
+
 server_version, why_unknown = settings.server_ollama_version, ""
-if settings.claude_code or settings.aider:
-    if server_version is None:
-        server_version, why_unknown = fetch_server_version(base_url)
+if (settings.claude_code or settings.aider) and server_version is None:
+    server_version, why_unknown = _ask_server()
 claude_offered = settings.claude_code and supports("claude_code", server_version)
-if settings.claude_code and not claude_offered:
-    if server_version is None:
-        logger.warning(
-            f"    [{host.name}] claude-ollama not offered: the server's Ollama version is "
-            f"unknown ({why_unknown}). Set server_ollama_version in the client's data, or run "
-            "again from a controller that reaches the server.")
-    else:
-        logger.warning(
-            f"    [{host.name}] claude-ollama not offered: the server runs Ollama "
-            f"{server_version}, Claude Code needs >= {CLAUDE_CODE_MIN_OLLAMA} (/v1/messages).")
 claude_installed = next(iter(state["claude_code"].values()), None)
 tools = tuple(t for t, on in (("claude_code", settings.claude_code), ("aider", settings.aider))
               if on)
 for finding in check({"ollama": server_version, "claude_code": claude_installed,
                       "aider": state["aider"]}, tools=tools):
-    if finding.level == "unknown" and finding.tool == "claude_code":
-        continue  # said above, with what to do
-    log = logger.warning if finding.level == "mismatch" else logger.info
-    log(f"    [{host.name}] version {finding}")
+    text = f"version {finding}"
+    claude_gate = finding.tool == "claude_code" and finding.level != "untested"
+    log = logger.warning if finding.level == "mismatch" or claude_gate else logger.info
+    if claude_gate:
+        text = f"claude-ollama not offered: {finding.message}"
+        if finding.level == "unknown" and why_unknown:
+            text += (f" [{why_unknown}: set server_ollama_version in the client's data, or run "
+                     "again from a controller that reaches the server]")
+    log(f"    [{host.name}] {text}")
 for path in state["legacy"]:
     logger.warning(
         f"    [{host.name}] {path} is left over from the original installer and may hold an old "

@@ -244,6 +244,25 @@ def check(versions: dict[str, str | None], tools: tuple[str, ...] | None = None)
 
 # -- asking a running server ----------------------------------------------------------------
 
+
+def route_source(address: str) -> str | None:
+    """The local address this controller would use to reach ``address`` (IPv4), or None when
+    there is no route. Nothing is sent: a UDP socket is only connected, never written to.
+
+    The client deploy asks the server only when this source lies in a network that reaches
+    it (the VPN, the DMZ, the LAN with ``lan_to_dmz``, or loopback): from anywhere else a
+    request would only wander to a stranger's private address and time out.
+    """
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.connect((address, 9))
+            return sock.getsockname()[0]
+    except OSError:
+        return None
+
+
 _SERVER_VERSIONS: dict[str, tuple[str | None, str]] = {}
 
 

@@ -157,6 +157,11 @@ def test_fetch_server_version(ollama_server: str) -> None:
     assert not supports("claude_code", versions.fetch_server_version(ollama_server)[0])
 
 
+def test_route_source_sends_nothing_and_names_the_local_address() -> None:
+    assert versions.route_source("127.0.0.9") == "127.0.0.1"
+    assert versions.route_source("not an address") is None
+
+
 def test_fetch_unreachable_server_is_unknown() -> None:
     versions._SERVER_VERSIONS.clear()
     url = f"http://127.0.0.1:{_free_port()}"
