@@ -44,6 +44,7 @@ from deploys.client_plan import (
     render_model_settings,
     server_base_url,
     server_num_ctx,
+    undeclared_models,
     validate_client,
 )
 from deploys.peers import peer_config
@@ -75,7 +76,8 @@ def _server_data():
         return None
 
 
-settings, errors = validate_client(host.name, host.data, server_num_ctx(_server_data()))
+server_data = _server_data()
+settings, errors = validate_client(host.name, host.data, server_num_ctx(server_data))
 if errors:
     raise DeployError("invalid client data:\n" + "\n".join(f"  - {e}" for e in errors))
 assert settings is not None
@@ -136,6 +138,9 @@ for finding in check({"ollama": server_version, "claude_code": claude_installed,
             text += (f" [{why_unknown}: set server_ollama_version in the client's data, or run "
                      "again from a controller that reaches the server]")
     log(f"    [{host.name}] {text}")
+for model in undeclared_models(settings, server_data):
+    logger.warning(f"    [{host.name}] model {model!r} is not in the server's ollama_models: "
+                   "it will not be pulled or warmed there")
 for path in state["legacy"]:
     logger.warning(
         f"    [{host.name}] {path} is left over from the original installer and may hold an old "

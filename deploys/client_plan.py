@@ -328,6 +328,30 @@ def server_num_ctx(server_data: Mapping[str, Any] | None) -> int | None:
     return None
 
 
+def _model_key(name: str) -> str:
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def undeclared_models(settings: ClientSettings, server_data: Mapping[str, Any] | None) -> list[str]:
+    """Models the client uses that the server does not declare (its ``ollama_models``:
+    names or ``{"name": ...}``; ``llama3.2`` means ``llama3.2:latest``). Empty when the server
+    declares none (nothing to compare with)."""
+    declared_raw = (server_data or {}).get("ollama_models") or []
+    declared = {_model_key(m if isinstance(m, str) else str(m.get("name")))
+                for m in declared_raw if isinstance(m, str | Mapping)}
+    if not declared:
+        return []
+    used = [m.name for m in settings.aider_models]
+    if settings.claude_code and settings.claude_models:
+        c = settings.claude_models
+        used += [c.default, c.opus, c.sonnet, c.haiku, c.subagent]
+    missing: list[str] = []
+    for name in used:
+        if _model_key(name) not in declared and name not in missing:
+            missing.append(name)
+    return missing
+
+
 # -- what is rendered from the settings (controller side, pure) -------------------------------
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"

@@ -23,6 +23,7 @@ from deploys.client_plan import (
     render_model_settings,
     server_base_url,
     server_num_ctx,
+    undeclared_models,
     validate_client,
 )
 
@@ -303,3 +304,13 @@ def test_daemon_plist_field_by_field() -> None:
 ])
 def test_profile_targets(existing: list[str], targets: list[tuple[str, bool]]) -> None:
     assert profile_targets(existing) == targets
+
+
+def test_models_checked_against_the_servers_declaration() -> None:
+    s = settings()  # aider: qwen2.5-coder:32b, qwen2.5-coder:7b; claude: qwen3-coder:30b, ...
+    server = {"ollama_models": ["qwen2.5-coder:32b", {"name": "qwen2.5-coder:7b", "warm": True}]}
+    assert undeclared_models(s, server) == ["qwen3-coder:30b"]
+    assert undeclared_models(s, {"ollama_models": []}) == []  # nothing declared: no opinion
+    assert undeclared_models(s, None) == []
+    plain = settings({"aider": True, "aider_models": ["llama3.2"]})
+    assert undeclared_models(plain, {"ollama_models": ["llama3.2:latest"]}) == []

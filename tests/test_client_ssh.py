@@ -405,7 +405,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     inventory = write_inventory(tmp_path / "inventory.py", mac, secrets, CLIENT)
 
     # -- first run: from a Mac that had the original installer
-    first = pyinfra(inventory, "deploys/client.py")
+    first = pyinfra(inventory, "deploys/client.py", "-v")  # -vvv: every command and output
     assert first.returncode == 0, first.stderr[-4000:] + first.stdout[-4000:]
     plan = the_plan(CLIENT, secrets)
     expected = peer_config(plan, plan.peer("alice_mac")).reveal()
@@ -521,3 +521,18 @@ def test_claude_ollama_gated_on_the_servers_api_version(mac: FakeMac, tmp_path: 
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_server_out_of_reach_means_unknown_and_not_offered(mac: FakeMac, tmp_path: Path) -> None:
+    """From a controller with no route into the VPN/DMZ the server is not asked at all (no
+    request to a private address that would only time out): Claude Code is not offered, and
+    the run says why and what to do."""
+    client = {k: v for k, v in CLIENT.items() if k != "server_ollama_version"}
+    inventory = write_inventory(tmp_path / "inventory.py", mac, tmp_path / "secrets", client)
+    result = pyinfra(inventory, "deploys/client.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "claude-ollama not offered" in result.stderr
+    assert "http://192.168.100.10:11434 was not asked" in result.stderr
+    assert "set server_ollama_version" in result.stderr
+    env = mac.path("/Users/alice/.config/self-sovereign-ollama/env.sh").read_text()
+    assert "claude-ollama" not in env and "OPENAI_API_BASE=http://192.168.100.10:11434/v1" in env
