@@ -32,11 +32,6 @@ from facts.client import LEGACY_MARKERS, MARKER, begin_marker, end_marker
 from operations.secret import Secret, reveal
 
 
-def root_path(prefix: str) -> str:
-    """PATH for root commands: sudo resets PATH, and wg-quick calls wg / wireguard-go by name."""
-    return f"{prefix}/bin:{prefix}/sbin:/usr/bin:/bin:/usr/sbin:/sbin"
-
-
 def sha256(text: str | bytes) -> str:
     data = text.encode() if isinstance(text, str) else text
     return hashlib.sha256(data).hexdigest()
@@ -121,7 +116,9 @@ def wireguard_tunnel(
     wg = f"{_q(bash)} {_q(wg_quick)}"
     label_target = f"system/{daemon_label}" if daemon_label else None
 
-    lines = [f"export PATH={_q(root_path(prefix))}", "umask 077"]
+    # Homebrew first (bash >= 4, wg, wireguard-go), then whatever sudo left (secure_path)
+    brew_path = _q(f"{prefix}/bin:{prefix}/sbin")
+    lines = [f'export PATH={brew_path}:"$PATH":/usr/bin:/bin:/usr/sbin:/sbin', "umask 077"]
     uploads: list[tuple[bytes, str]] = []
     done: list[str] = []
 
@@ -206,6 +203,8 @@ def wireguard_tunnel(
         done.append("boot daemon removed")
 
     if (at_boot and not was_up) or restart:
+        if tunnel and not was_up:  # a name file without its socket: a dead tunnel's leftover
+            lines.append(f"rm -f {_q(f'/var/run/wireguard/{interface}.name')}")
         lines.append(f"{wg} up {_q(config_path)} || fail 'wg-quick up failed'")
         done.append("tunnel restarted" if restart else "tunnel up")
 
@@ -214,7 +213,8 @@ def wireguard_tunnel(
         host.noop(f"WireGuard tunnel {interface} is configured and {state_text}")
         return
     if uploads:
-        yield StringCommand(f"mkdir -p {_q(staging_dir)} && chmod 700 {_q(staging_dir)}")
+        staging = _q(staging_dir)
+        yield StringCommand(f"umask 077 && mkdir -p {staging} && chmod 700 {staging}")
         for data, dest in uploads:
             # never with sudo: pyinfra's sudo upload goes through a temp file in /tmp
             yield FileUploadCommand(io.BytesIO(data), dest, _sudo=False)

@@ -455,6 +455,31 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert "[alice-mac] Success" not in second.stderr
     assert second.stderr.count("[alice-mac] No changes") == 10  # every operation
 
+    # -- a reboot: launchd loads the LaunchDaemon, which brings the tunnel up again
+    boot = mac.run("rm -f /run/wireguard/*; launchctl standin-boot")
+    assert boot.returncode == 0, boot.stderr
+    name = mac.path("/run/wireguard/wg-ollama.name")
+    deadline = time.monotonic() + 15
+    while not name.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert name.exists(), mac.run(f"cat /var/log/{PLIST.rsplit('/', 1)[1][:-6]}.log").stdout
+    device = name.read_text().strip()
+    assert mac.path(f"/run/wireguard/{device}.applied").read_text() == expected
+    mac.reset_counts()
+    after_boot = pyinfra(inventory, "deploys/client.py")  # loaded daemon, tunnel up: no change
+    assert after_boot.returncode == 0 and "[alice-mac] Success" not in after_boot.stderr
+    assert len(mac.commands()) == 2
+
+    # -- key rotation: the new config replaces the old one and the running tunnel restarts
+    rotated = pyinfra(inventory, "deploys/client.py", "--data", "rotate_peers=alice_mac")
+    assert rotated.returncode == 0, rotated.stderr[-3000:]
+    new_plan = the_plan(CLIENT, secrets)
+    new_conf = peer_config(new_plan, new_plan.peer("alice_mac")).reveal()
+    assert new_conf != expected
+    device = mac.run("cat /var/run/wireguard/wg-ollama.name").stdout.strip()
+    assert mac.path(f"/run/wireguard/{device}.applied").read_text() == new_conf
+    _assert_no_secret(new_plan, rotated.stdout, rotated.stderr)
+
     # -- the peer is disabled: the tunnel goes, the rest stays
     disabled = write_inventory(tmp_path / "disabled.py", mac, secrets,
                                {**CLIENT, "vpn_enabled": False})
