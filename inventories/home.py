@@ -34,6 +34,17 @@ server = [
             "dmz_address": "192.168.100.10",
             "dmz_mac": "52:54:00:a1:00:10",
             "dmz_hostname": "ai-server",
+            # server role (deploys/server_plan.py documents every field and its default):
+            # Ollama as a LaunchAgent of ssh_user ("daemon" = LaunchDaemon, serves without login)
+            "ollama_service": "agent",
+            # the static DMZ address goes on the service of this device (or network_service)
+            "network_device": "en0",
+            # models to have; "warm" ones are loaded with the clients' context length
+            "ollama_models": [{"name": "qwen2.5-coder:32b", "warm": True}, "llama3.2"],
+            "ollama_keep_alive": "24h",
+            "ollama_context_length": 32768,
+            # "haproxy": only the API allowlist reaches Ollama (which then listens on 127.0.0.1)
+            "proxy": None,
         },
     ),
 ]
