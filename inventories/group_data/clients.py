@@ -15,5 +15,6 @@ aider_models = ["qwen2.5-coder:32b"]  # the first is the default (AIDER_MODEL)
 
 # -- Claude Code (not installed here; `claude-ollama` runs it against the server) ------------
 claude_code = True  # offered only when the server's Ollama is >= 0.14.0
-claude_models = {"default": "qwen2.5-coder:32b", "haiku": "qwen2.5-coder:7b"}
+# one model for every role: the one the server keeps warm (a second model would evict it)
+claude_models = "qwen2.5-coder:32b"  # or {"default": ..., "haiku": ..., "subagent": ...}
 # server_ollama_version = "0.14.0"  # when this controller cannot reach the server's API
