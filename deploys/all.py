@@ -15,5 +15,10 @@ from deploys.plan import current_plan
 
 current_plan()
 
-if "router" in host.groups:
-    local.include("deploys/router.py")
+# configure_host = False: the host is in the inventory for its data (a VPN peer, the server's
+# address), but this run does not touch it.
+if host.data.get("configure_host", True):
+    if "router" in host.groups:
+        local.include("deploys/router.py")
+    if "clients" in host.groups:
+        local.include("deploys/client.py")

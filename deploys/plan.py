@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from deploys.client_plan import server_num_ctx, validate_client
 from deploys.keys import (
     KeyStore,
     generate_preshared_key,
@@ -381,6 +382,7 @@ def validate(
     server_address = server_mac = server_name = None
     if server is not None:
         who, data = server
+        _check_configure_host(c, who, data)
         server_address = c.address(who, "dmz_address", data.get("dmz_address"))
         if c.host_in(who, "dmz_address", server_address, dmz_subnet, "dmz_subnet"):
             if server_address == dmz_router:
@@ -415,6 +417,8 @@ def validate(
         peer = _peer(c, host_name, raw_peer, host_name, "vpn_")
         if peer:
             peers.append(peer)
+        c.errors.extend(validate_client(host_name, data, server_num_ctx(server and server[1]))[1])
+        _check_configure_host(c, host_name, data)
     raw_peers = _network_value(network, "vpn_peers")
     if not isinstance(raw_peers, list | tuple):
         c.error(net, "vpn_peers", raw_peers, "expected a list of peer dicts")
@@ -506,6 +510,12 @@ def validate(
         rotate_peers=tuple(rotate),
         peers=tuple(peers),
     )
+
+
+def _check_configure_host(c: _Checker, who: str, data: Mapping[str, Any]) -> None:
+    value = data.get("configure_host", True)
+    if not isinstance(value, bool):
+        c.error(who, "configure_host", value, "expected True or False")
 
 
 def _is_ip(text: str) -> bool:

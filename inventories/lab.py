@@ -70,10 +70,13 @@ server = [
         dmz_address=_ADDR["server"],
         dmz_mac=_ADDR["server_mac"],  # the MAC of the server's lab cable: a static DHCP lease
         dmz_hostname="ai-server",
+        # the lab's server and clients are Linux namespaces without the fake-Mac setup the
+        # server and client roles need yet: peers and addresses only, not configured
+        configure_host=False,
     ),
 ]
 
 clients = [
-    _host("client1", vpn_name="client1"),
-    _host("client2", vpn_name="client2"),
+    _host("client1", vpn_name="client1", configure_host=False),
+    _host("client2", vpn_name="client2", configure_host=False),
 ]
