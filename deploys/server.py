@@ -48,6 +48,7 @@ if settings is None:
     raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
 
 state = host.get_fact(MacServerState, **state_fact_args(settings))
+settings = settings.resolve_user(state.get("user"))  # ssh_user unset: the login user
 target = network_target(settings, plan)
 run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")))
 for warning in run.warnings:

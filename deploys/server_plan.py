@@ -74,7 +74,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -182,9 +182,9 @@ class ServerSettings:
     """The validated server settings (see the module docstring for the fields)."""
 
     host: str
-    ssh_user: str
+    ssh_user: str | None  # None until resolve_user() (pyinfra's default login name)
     service_mode: str
-    ollama_user: str
+    ollama_user: str | None
     bind: str  # "dmz" | "all" | "loopback" (the effective binding)
     address: IPv4Address | None  # the server's DMZ address (from the plan's dmz_address)
     port: int
@@ -239,8 +239,15 @@ class ServerSettings:
         return f"{self.address}:{self.port}"
 
     @property
-    def runs_as(self) -> str:
+    def runs_as(self) -> str | None:
         return self.ollama_user if self.service_mode == "daemon" else self.ssh_user
+
+    def resolve_user(self, login_user: str | None) -> ServerSettings:
+        """Fill in the SSH user (and the Ollama user it implies) from the remote login name
+        when the inventory does not set ``ssh_user``."""
+        if self.ssh_user is not None or not login_user:
+            return self
+        return replace(self, ssh_user=login_user, ollama_user=self.ollama_user or login_user)
 
     def environment(self) -> dict[str, str]:
         """The plist's ``EnvironmentVariables``: ``OLLAMA_HOST`` plus the variables set."""
@@ -337,13 +344,10 @@ def validate_server(
         if key.startswith(_CHECKED_PREFIXES) and key not in KNOWN_FIELDS:
             c.error(key, data[key], "unknown field")
 
-    ssh_user = data.get("ssh_user")
-    if ssh_user is None:
-        c.error("ssh_user", None, "required: the macOS account pyinfra logs in as")
-        ssh_user = ""
-    elif not isinstance(ssh_user, str) or not USER_NAME.match(ssh_user):
+    ssh_user = data.get("ssh_user")  # None: pyinfra's default (the local user name)
+    if ssh_user is not None and (not isinstance(ssh_user, str) or not USER_NAME.match(ssh_user)):
         c.error("ssh_user", ssh_user, "not a macOS account name")
-        ssh_user = ""
+        ssh_user = None
     elif ssh_user == "root":
         c.error("ssh_user", ssh_user, "Homebrew refuses to run as root: log in as an admin user")
     if data.get("_sudo") is True:
@@ -369,7 +373,13 @@ def validate_server(
     mode = c.choice(data, "ollama_service", SERVICE_MODES, "agent")
     ollama_user = data.get("ollama_user", ssh_user)
     if "ollama_user" not in data:
-        pass  # the SSH user, checked above
+        if mode == "daemon" and ssh_user is None:
+            c.error(
+                "ollama_user",
+                None,
+                "required for ollama_service = 'daemon' when "
+                "ssh_user is not set: the account Ollama runs as",
+            )
     elif not isinstance(ollama_user, str) or not USER_NAME.match(ollama_user):
         c.error("ollama_user", ollama_user, "not a macOS account name")
         ollama_user = ssh_user
@@ -379,8 +389,8 @@ def validate_server(
         c.error(
             "ollama_user",
             ollama_user,
-            "a LaunchAgent runs as the SSH user "
-            f"{ssh_user!r}; use ollama_service = 'daemon' to run Ollama as another user",
+            f"a LaunchAgent runs as the SSH user {ssh_user!r}; use ollama_service = 'daemon' to "
+            "run Ollama as another user",
         )
 
     proxy = data.get("proxy")
@@ -519,8 +529,6 @@ def validate_server(
                     c.error(f"dns_servers[{i}]", server, "not an IPv4 address")
             dns_servers = tuple(good)
     over_ssh = c.boolean(data, "static_ip_over_ssh", False)
-    if static_ip and address is None and raw_address is None:
-        c.error("dmz_address", None, "required for static_ip (or set static_ip = False)")
 
     pmset = data.get("pmset", DEFAULT_PMSET)
     pmset_clean: dict[str, int] = {}
@@ -806,6 +814,7 @@ def server_run(
     if not state or not state.get("complete"):
         err(f"{who}: state: {None!r} (could not read the Mac's state over SSH)")
         return run
+    settings = settings.resolve_user(state.get("user"))
     macos = state.get("macos") or {}
     if macos.get("product_name") != "macOS" or not macos.get("version"):
         err(f"{who}: macos: {macos.get('product_name')!r} (sw_vers found no macOS: not a Mac?)")

@@ -43,6 +43,7 @@ def uninstall_server() -> None:
     if settings is None:
         raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
     state = host.get_fact(MacServerState, **state_fact_args(settings, upgrade_check=False))
+    settings = settings.resolve_user(state.get("user"))
     if not state or not state.get("complete") or not state.get("home"):
         raise DeployError(f"{host.name}: could not read the Mac's state; nothing was changed")
 

@@ -160,6 +160,9 @@ def service_commands(
     domains = ["system"] if mode == "daemon" else agent_domains(state, loaded)
     here = [kind for kind in loaded if kind in wanted]
     running = any((jobs.get(kind) or {}).get("state") == "running" for kind in here)
+    # loaded from another plist with the same label (e.g. /Library/LaunchAgents): replace it
+    if any((jobs.get(kind) or {}).get("path") not in (None, path) for kind in here):
+        changed = True
     if not changed and here and running and not restart:
         where = target(here[0], uid)
         pid = (jobs.get(here[0]) or {}).get("pid")

@@ -322,11 +322,13 @@ def _restore_commands(service: str, info: Mapping[str, Any], dns: Any) -> list[s
     return cmds
 
 
-def detached_network_command(apply: Sequence[str], restore: Sequence[str], seconds: int) -> str:
+def detached_network_command(
+    apply: Sequence[str], restore: Sequence[str], seconds: int, directory: str = NETAPPLY_DIR
+) -> str:
     """A root shell command that applies ``apply`` from a detached job (it survives the SSH
     session it cuts) and arms a rollback: unless :func:`confirm_network_command` runs within
     ``seconds`` (over a *new* connection), ``restore`` puts the old settings back."""
-    d = NETAPPLY_DIR
+    d = directory
     job = "\n".join(
         [
             "sleep 2",
@@ -347,8 +349,8 @@ def detached_network_command(apply: Sequence[str], restore: Sequence[str], secon
     )
 
 
-def confirm_network_command() -> str:
-    d = NETAPPLY_DIR
+def confirm_network_command(directory: str = NETAPPLY_DIR) -> str:
+    d = directory
     return (
         f"if [ -f {d}/armed ]; then rm -f {d}/armed; else echo 'the network change was rolled "
         f"back before it could be confirmed' >&2; exit 1; fi"

@@ -225,7 +225,10 @@ function num(re, skip) {
         if (c < 0) c = 0
         p = int(c * 100 / t)
         if (!(s in shown) || p >= shown[s] + 10 || (p == 100 && shown[s] < 100)) {
-            shown[s] = p; printf "%s: %s %3d%% of %.2f GB\n", m, s, p, t / 1e9; fflush()
+            shown[s] = p
+            if (t >= 1e9) printf "%s: %s %3d%% of %.2f GB\n", m, s, p, t / 1e9
+            else printf "%s: %s %3d%% of %.1f MB\n", m, s, p, t / 1e6
+            fflush()
         }
         next
     }
@@ -374,6 +377,9 @@ def models(
                       state=state, prune=True, warm=["qwen2.5-coder:32b"], num_ctx=32768)
     """
     warm = list(warm or [])
+    if not models and not prune and not warm:
+        host.noop("no models declared")
+        return
     if state is not None:
         installed = parse_models(state.get("api", {}).get("tags") or {})
         loaded = parse_loaded(state.get("api", {}).get("ps") or {})

@@ -120,6 +120,13 @@ def test_daemon_mode_runs_as_another_user():
     assert s.runs_as == "ollama" and s.service_mode == "daemon"
 
 
+def test_ssh_user_may_come_from_the_login():
+    s, errors = validate_server("ai-server", {"dmz_address": "192.168.100.10"})
+    assert errors == [] and s.ssh_user is None and s.ollama_user is None
+    resolved = s.resolve_user("admin")
+    assert resolved.ssh_user == "admin" and resolved.runs_as == "admin"
+
+
 def test_pmset_empty_means_leave_power_alone():
     assert settings(pmset={}).pmset == {}
     assert settings(pmset=None).pmset == {}
@@ -129,8 +136,9 @@ def test_pmset_empty_means_leave_power_alone():
 
 BAD = [
     (
-        {"ssh_user": None},
-        "ai-server: ssh_user: None (required: the macOS account pyinfra logs in as)",
+        {"ssh_user": None, "ollama_service": "daemon"},
+        "ai-server: ollama_user: None (required for ollama_service = 'daemon' when ssh_user is "
+        "not set: the account Ollama runs as)",
     ),
     (
         {"ssh_user": "root"},
@@ -261,10 +269,6 @@ BAD = [
     (
         {"dns_servers": []},
         "ai-server: dns_servers: [] (expected a non-empty list of IPv4 addresses)",
-    ),
-    (
-        {"dmz_address": None},
-        "ai-server: dmz_address: None (required for static_ip (or set static_ip = False))",
     ),
     (
         {"pmset": {"sleep": "never"}},

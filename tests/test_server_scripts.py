@@ -260,3 +260,57 @@ def test_bootstrap_is_not_idempotent_but_our_recipe_is(tmp_path, macos_state):
         )["runs"]
         == 1
     )
+
+
+# -- the detached network change and its rollback ---------------------------------------------
+
+
+@pytest.fixture
+def network_state(macos_state, monkeypatch):
+    monkeypatch.setenv("MACOS_STANDIN_EUID", "0")  # the setters need root
+    monkeypatch.setenv("MACOS_STANDIN_REAL_NET", "0")  # never touch a real interface
+    return macos_state
+
+
+APPLY = [
+    "networksetup -setmanual Ethernet 192.168.100.10 255.255.255.0 192.168.100.1",
+    "networksetup -setdnsservers Ethernet 192.168.100.1",
+]
+RESTORE = ["networksetup -setdhcp Ethernet", "networksetup -setdnsservers Ethernet empty"]
+
+
+def wait_for(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_unconfirmed_network_change_rolls_back(tmp_path, network_state):
+    from operations.macos import confirm_network_command, detached_network_command
+
+    work = str(tmp_path / "netapply")
+    assert sh(detached_network_command(APPLY, RESTORE, 3, work)).returncode == 0
+    assert wait_for(lambda: "Manual" in sh("networksetup -getinfo Ethernet").stdout, 10)
+    again = sh(detached_network_command(APPLY, RESTORE, 3, work))
+    assert again.returncode == 1 and "still waiting for confirmation" in again.stderr
+    # nobody confirms: the Mac puts DHCP back by itself
+    assert wait_for(lambda: (tmp_path / "netapply" / "rolled-back").exists(), 15)
+    assert sh("networksetup -getinfo Ethernet").stdout.startswith("DHCP Configuration")
+    late = sh(confirm_network_command(work))
+    assert late.returncode == 1 and "rolled back" in late.stderr
+
+
+def test_confirmed_network_change_stays(tmp_path, network_state):
+    from operations.macos import confirm_network_command, detached_network_command
+
+    work = str(tmp_path / "netapply")
+    assert sh(detached_network_command(APPLY, RESTORE, 3, work)).returncode == 0
+    assert wait_for(lambda: "Manual" in sh("networksetup -getinfo Ethernet").stdout, 10)
+    assert sh(confirm_network_command(work)).returncode == 0
+    time.sleep(4)  # past the rollback window
+    assert not (tmp_path / "netapply" / "rolled-back").exists()
+    assert sh("networksetup -getinfo Ethernet").stdout.startswith("Manual Configuration")
+    assert sh("networksetup -getdnsservers Ethernet").stdout.strip() == "192.168.100.1"

@@ -79,9 +79,12 @@ if _MISSING:
 class FakeMac:
     """A Mac reached over real OpenSSH (see the module docstring)."""
 
-    def __init__(self, ollama_port: int, brew_service_port: int) -> None:
-        # not under /tmp: the fake Mac gets a private /tmp
-        self.base = Path(tempfile.mkdtemp(prefix="fake-mac-", dir="/var/tmp"))
+    def __init__(
+        self, ollama_port: int, brew_service_port: int, lease_ip: str = "192.168.5.4"
+    ) -> None:
+        # not under /tmp or /var/tmp: the fake Mac gets private ones
+        self.base = Path(tempfile.mkdtemp(prefix="fake-mac-", dir="/run"))
+        self.lease_ip = lease_ip
         os.chmod(self.base, 0o755)
         self.home = self.base / "home"
         self.state = self.base / "macos-state"
@@ -157,7 +160,7 @@ class FakeMac:
                         "device": "en0",
                         "ethernet_address": "14:dd:a9:e8:33:81",
                         "dhcp_lease": {
-                            "ip": "192.168.5.4",
+                            "ip": self.lease_ip,
                             "mask": "255.255.255.0",
                             "router": "192.168.5.1",
                         },
@@ -242,8 +245,8 @@ class FakeMac:
             "export LC_ALL=C\n"
             + _JSON_ESCAPE_BASH
             + "if [[ -n ${SSH_ORIGINAL_COMMAND+x} ]]; then\n"
-            '\tline="{\\"t\\": $EPOCHREALTIME, \\"cmd\\": $(json_string '
-            '"$SSH_ORIGINAL_COMMAND")}"\n'
+            '\tline="{\\"t\\": $EPOCHREALTIME, \\"conn\\": $(json_string "$SSH_CONNECTION"), '
+            '\\"cmd\\": $(json_string "$SSH_ORIGINAL_COMMAND")}"\n'
             f"\t{{ flock 9; printf '%s\\n' \"$line\" >&9; }} "
             f"9>>{shlex.quote(str(self.commands_log))}\n"
             "fi\n"
@@ -269,6 +272,7 @@ class FakeMac:
             f"cp {MACOS_STANDINS / 'brew'} /opt/homebrew/bin/brew\n"
             f"chown -R {UID}:{UID} /opt/homebrew\n"
             "mount -t tmpfs -o mode=1777 tmpfs /tmp\n"
+            "mount -t tmpfs -o mode=1777 tmpfs /var/tmp\n"
             "[ -d /run/sshd ] || mkdir -m 0755 /run/sshd\n"
             f"exec {_tool('sshd')} -D -e -f {self.base / 'sshd_config'}\n"
         )
@@ -279,7 +283,8 @@ class FakeMac:
 
     def _write_sshd_config(self) -> None:
         (self.base / "sshd_config").write_text(
-            f"ListenAddress 127.0.0.1:{self.port}\nHostKey {self.host_key}\nPidFile none\n"
+            f"ListenAddress 127.0.0.1:{self.port}\nListenAddress 127.0.0.10:{self.port}\n"
+            f"HostKey {self.host_key}\nPidFile none\n"
             "UsePAM no\nStrictModes no\nPermitRootLogin no\nAllowUsers admin\n"
             "PubkeyAuthentication yes\nAuthenticationMethods publickey\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
@@ -320,7 +325,9 @@ class FakeMac:
                 if needle in self.sshd_log.read_bytes():
                     self._proc = proc
                     key = self.host_key.with_suffix(".pub").read_text().strip()
-                    self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {key}\n")
+                    self.known_hosts.write_text(
+                        f"[127.0.0.1]:{self.port} {key}\n[127.0.0.10]:{self.port} {key}\n"
+                    )
                     return self
                 time.sleep(0.01)
             proc.kill()
@@ -384,11 +391,15 @@ class FakeMac:
         ]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
-    def commands(self) -> list[str]:
+    def entries(self) -> list[dict]:
+        """Logged execs since :meth:`reset_counts`: ``{"t", "conn" (SSH_CONNECTION), "cmd"}``."""
         with open(self.commands_log, "rb") as f:
             f.seek(self._offset)
             data = f.read()
-        return [json.loads(line)["cmd"] for line in data.splitlines() if line.strip()]
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+    def commands(self) -> list[str]:
+        return [entry["cmd"] for entry in self.entries()]
 
     def reset_counts(self) -> None:
         self._offset = self.commands_log.stat().st_size
@@ -415,7 +426,6 @@ def write_inventory(mac: FakeMac, tmp: Path, **server: object) -> Path:
         **mac.inventory_data(),
         **network,
         "dmz_address": "127.0.0.10",
-        "ollama_stdout_log": "/tmp/ollama.stdout.log",
         **server,
     }
     path = tmp / "inventory.py"
@@ -523,6 +533,22 @@ def test_converge_then_nothing_to_do(mac, tmp_path):
     assert pyinfra(changed).returncode == 0
     assert len(mac.commands()) == 1
 
+    # a model that cannot be pulled fails the run, with Ollama's message; the others are pulled
+    failing = write_inventory(
+        mac,
+        tmp_path,
+        ollama_models=[*MODELS, "no-such-model", "qwen3"],
+        ollama_keep_alive="1h",
+        ollama_context_length=8192,
+    )
+    result = pyinfra(failing)
+    assert result.returncode != 0
+    assert (
+        "no-such-model:latest pull model manifest: file does not exist"
+        in result.stdout + result.stderr
+    )
+    assert "qwen3:latest" in {m["name"] for m in json.loads(get(f"{api}/api/tags")[1])["models"]}
+
 
 def test_haproxy_mode_then_uninstall(mac, tmp_path):
     inventory = write_inventory(mac, tmp_path, proxy="haproxy", ollama_models=["llama3.2:1b"])
@@ -561,3 +587,49 @@ def test_haproxy_mode_then_uninstall(mac, tmp_path):
     mac.reset_counts()
     assert pyinfra(inventory, "deploys/uninstall.py").returncode == 0
     assert len(mac.commands()) == 1
+
+
+def test_static_ip_on_the_link_of_the_ssh_session(tmp_path):
+    """The Mac's Ethernet has the address this SSH session uses: refused (nothing changes)
+    unless allowed; allowed, it is applied from a detached root job, pyinfra reconnects to the
+    new address and confirms there (or the Mac would roll back by itself)."""
+    mac = FakeMac(_free_port(), _free_port(), lease_ip="127.0.0.1").start()
+    try:
+        inventory = write_inventory(mac, tmp_path, pmset={})
+        mac.reset_counts()
+        refused = pyinfra(inventory)
+        assert refused.returncode != 0
+        assert (
+            "ai-server: static_ip_over_ssh: False (this SSH session runs over Ethernet "
+            "(127.0.0.1); giving it 127.0.0.10 would cut it" in refused.stdout + refused.stderr
+        )
+        assert "nothing was changed" in refused.stdout + refused.stderr
+        assert len(mac.commands()) == 1  # the read, nothing else
+        assert mac.ssh("networksetup -getinfo Ethernet").stdout.startswith("DHCP Configuration")
+
+        allowed = write_inventory(mac, tmp_path, pmset={}, static_ip_over_ssh=True)
+        mac.reset_counts()
+        result = pyinfra(allowed)
+        entries = mac.entries()
+        assert result.returncode == 0, result.stdout + result.stderr
+        info = mac.ssh("networksetup -getinfo Ethernet").stdout
+        assert info.startswith("Manual Configuration\nIP address: 127.0.0.10\n")
+        detached = next(i for i, e in enumerate(entries) if "pyinfra-netapply/job.sh" in e["cmd"])
+        confirm = next(
+            i
+            for i, e in enumerate(entries)
+            if "then rm -f /var/tmp/pyinfra-netapply/armed; else" in e["cmd"]
+        )
+        assert entries[detached]["conn"].split()[2] == "127.0.0.1"
+        assert confirm > detached and entries[confirm]["conn"].split()[2] == "127.0.0.10"
+        # everything after the change went over the new connection
+        assert all(e["conn"].split()[2] == "127.0.0.10" for e in entries[confirm:])
+        assert mac.ssh("test -e /var/tmp/pyinfra-netapply/armed || echo confirmed").stdout == (
+            "confirmed\n"
+        )
+
+        mac.reset_counts()
+        again = pyinfra(allowed)
+        assert again.returncode == 0 and len(mac.commands()) == 1, mac.commands()
+    finally:
+        mac.stop()
