@@ -342,15 +342,18 @@ def validate_server(
 
     for key in sorted(k for k in data if isinstance(k, str)):
         if key.startswith(_CHECKED_PREFIXES) and key not in KNOWN_FIELDS:
-            c.error(key, data[key], "unknown field")
+            c.error(key, data.get(key), "unknown field")
 
+    # configure_host = False (deploys/all.py): the host is only in the inventory for its data;
+    # how pyinfra would log in to it does not matter then
+    managed = data.get("configure_host", True) is not False
     ssh_user = data.get("ssh_user")  # None: pyinfra's default (the local user name)
     if ssh_user is not None and (not isinstance(ssh_user, str) or not USER_NAME.match(ssh_user)):
         c.error("ssh_user", ssh_user, "not a macOS account name")
         ssh_user = None
-    elif ssh_user == "root":
+    elif ssh_user == "root" and managed:
         c.error("ssh_user", ssh_user, "Homebrew refuses to run as root: log in as an admin user")
-    if data.get("_sudo") is True:
+    if data.get("_sudo") is True and managed:
         c.error(
             "_sudo",
             True,

@@ -127,6 +127,12 @@ def test_ssh_user_may_come_from_the_login():
     assert resolved.ssh_user == "admin" and resolved.runs_as == "admin"
 
 
+def test_a_host_not_configured_may_log_in_as_root():
+    # deploys/all.py leaves hosts with configure_host = False alone (e.g. a lab's server)
+    s, errors = validate_server("ai-server", {**BASE, "ssh_user": "root", "configure_host": False})
+    assert errors == []
+
+
 def test_pmset_empty_means_leave_power_alone():
     assert settings(pmset={}).pmset == {}
     assert settings(pmset=None).pmset == {}

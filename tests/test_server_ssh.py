@@ -125,7 +125,10 @@ class FakeMac:
             "ipconfig",
             "system_profiler",
         ):
-            (self.bin / name).symlink_to(MACOS_STANDINS / name)
+            # copies, not links: the repository may live under /tmp, which the Mac hides
+            shutil.copy2(MACOS_STANDINS / name, self.bin / name)
+        shutil.copy2(MACOS_STANDINS / "brew", self.base / "brew")
+        shutil.copy2(STANDINS / "ollama_api.py", self.base / "ollama_api.py")
         etc = self.base / "etc"
         (etc / "passwd").write_text(
             Path("/etc/passwd").read_text() + f"admin:x:{UID}:{UID}:Admin:{self.home}:/bin/sh\n"
@@ -181,7 +184,7 @@ class FakeMac:
                             "bin/ollama": {
                                 "ollama_serve": [
                                     "/usr/bin/python3",
-                                    str(STANDINS / "ollama_api.py"),
+                                    str(self.base / "ollama_api.py"),
                                     "--state-dir",
                                     str(self.base / "ollama-state"),
                                     "--pull-delay",
@@ -269,7 +272,7 @@ class FakeMac:
             )
             + "mount -t tmpfs -o mode=0755 tmpfs /opt\n"
             "mkdir -p /opt/homebrew/bin\n"
-            f"cp {MACOS_STANDINS / 'brew'} /opt/homebrew/bin/brew\n"
+            f"cp {self.base / 'brew'} /opt/homebrew/bin/brew\n"
             f"chown -R {UID}:{UID} /opt/homebrew\n"
             "mount -t tmpfs -o mode=1777 tmpfs /tmp\n"
             "mount -t tmpfs -o mode=1777 tmpfs /var/tmp\n"
