@@ -864,9 +864,9 @@ def server_run(
         for c in run.competitors:
             warn(f"{who}: competing Ollama server: {c['detail']}")
     elif any(
-        c["kind"] in ("brew-service", "brew-plist")
-        and "system" in (c.get("domain") or c.get("path") or "")
+        c.get("domain") == "system" or str(c.get("path") or "").startswith("/Library/")
         for c in run.competitors
+        if c["kind"] in ("brew-service", "brew-plist")
     ):
         run.sudo_reasons.append("stop brew services' Ollama LaunchDaemon")
 
