@@ -20,5 +20,7 @@ current_plan()
 if host.data.get("configure_host", True):
     if "router" in host.groups:
         local.include("deploys/router.py")
+    if "server" in host.groups:
+        local.include("deploys/server.py")
     if "clients" in host.groups:
         local.include("deploys/client.py")

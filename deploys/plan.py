@@ -41,6 +41,7 @@ from deploys.keys import (
     is_valid_key,
     public_key,
 )
+from deploys.server_plan import validate_server
 from operations.secret import Secret
 
 #: Network-wide fields (``inventories/group_data/all.py``) and their defaults.
@@ -383,6 +384,7 @@ def validate(
     if server is not None:
         who, data = server
         _check_configure_host(c, who, data)
+        c.errors.extend(validate_server(who, data)[1])
         server_address = c.address(who, "dmz_address", data.get("dmz_address"))
         if c.host_in(who, "dmz_address", server_address, dmz_subnet, "dmz_subnet"):
             if server_address == dmz_router:
