@@ -4,8 +4,9 @@
     pyinfra inventories/lab.py deploys/all.py
     python3 -m tests.lab down
 
-Hosts are network namespaces reached over real OpenSSH servers on 127.0.0.1; their ports, keys
-and known_hosts come from the running lab's state file (``.lab/state.json``, or
+Hosts are network namespaces reached over real OpenSSH servers on 127.0.0.1 (the server and
+the clients are fake Macs, ``tests/lab/macs.py``, with a non-root login user); their ports,
+users, keys and known_hosts come from the running lab's state file (``.lab/state.json``, or
 ``$SSOL_LAB_DIR/state.json``). Secrets go to ``.lab/secrets`` (never the real ``secrets/``).
 
 pyinfra also loads ``inventories/group_data/*.py`` for this file (group data sits next to the
@@ -64,19 +65,45 @@ def _host(name, **data):
 
 router = [_host("router", ssh_user="root", ssh_file_transfer_protocol="scp")]
 
+# The server and the clients are the lab's fake Macs (tests/lab/macs.py): a non-root login
+# user with passwordless sudo (``ssh_user`` comes from the state file), Homebrew at
+# /opt/homebrew and the macOS stand-ins first on PATH. ``_env`` replaces group_data/server.py's
+# PATH, which would hide the stand-ins. The server's en0 (the default ``network_device``) is
+# the server namespace's eth0: the role really moves it from its DHCP lease to .10. Models:
+# the Ollama stand-in's small one only.
+# A lab started with `python3 -m tests.lab up --plain` (namespaces logging in as root, not
+# Macs): the server and clients are data only (peers, addresses), not configured.
+_PLAIN = {} if _STATE.get("macs", True) else {"configure_host": False}
+_MAC_PATH = "/opt/macos-standins:/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+_MODEL = "llama3.2:1b"
+
 server = [
     _host(
         "server",
         dmz_address=_ADDR["server"],
         dmz_mac=_ADDR["server_mac"],  # the MAC of the server's lab cable: a static DHCP lease
         dmz_hostname="ai-server",
-        # the lab's server and clients are Linux namespaces without the fake-Mac setup the
-        # server and client roles need yet: peers and addresses only, not configured
-        configure_host=False,
+        _env={"PATH": _MAC_PATH},
+        ollama_models=[{"name": _MODEL, "warm": True}],
+        ollama_keep_alive="24h",
+        competing_servers="stop",
+        **_PLAIN,
     ),
 ]
 
+_CLIENT = {
+    "_env": {"PATH": _MAC_PATH},
+    "aider": True,
+    "aider_models": [_MODEL],
+    "claude_code": True,
+    "claude_models": _MODEL,
+    # the controller is not on the VPN, so it cannot ask the server: the Ollama stand-in's
+    # version, as the role's message says to do
+    "server_ollama_version": "0.32.15",
+    **_PLAIN,
+}
+
 clients = [
-    _host("client1", vpn_name="client1", configure_host=False),
-    _host("client2", vpn_name="client2", configure_host=False),
+    _host("client1", vpn_name="client1", **_CLIENT),
+    _host("client2", vpn_name="client2", **_CLIENT),
 ]

@@ -1,7 +1,10 @@
 """The lab (DESIGN.md section 6, layer 5): the home network on this machine -- network
 namespaces as hosts, real OpenSSH, BusyBox ash as the router's shell, real nftables loaded
-from the fw4 model, real wireguard-go tunnels -- converged with the pyinfra CLI exactly as at
-home (``pyinfra inventories/lab.py deploys/all.py``), then checked with real packets.
+from the fw4 model, real wireguard-go tunnels, the server and the clients as fake Macs
+(``tests/lab/macs.py``: a non-root user with sudo, Homebrew, launchd and the macOS stand-ins;
+the server's Ollama is the Ollama API stand-in run by the server role's launchd job) --
+converged with the pyinfra CLI exactly as at home (``pyinfra inventories/lab.py
+deploys/all.py``), then checked with real packets.
 
 The lab is built once for the module (``python3 -m tests.lab up`` into a temporary directory,
 namespace prefix ``ssolt<pid>-``) and removed at the end. The tests build on each other in file
@@ -22,6 +25,7 @@ import pytest
 
 from deploys.invariants import check
 from deploys.keys import KeyStore
+from deploys.peers import peer_config
 from deploys.plan import NETWORK_DEFAULTS, materialize, validate
 from operations.fw4 import build
 from tests.harness.openwrt_host import REPO, _tool
@@ -50,6 +54,16 @@ PREFIX_BASE = "ssolt"
 PREFIX = f"{PREFIX_BASE}{os.getpid()}-"
 INVENTORY = "inventories/lab.py"
 PEERS = ("client1", "client2", "phone")
+MACS = ("server", "client1", "client2")
+OLLAMA = "http://192.168.100.10:11434"
+OLLAMA_VERSION = "0.32.15"  # what the Ollama API stand-in reports
+PLIST = "/Users/admin/Library/LaunchAgents/com.ollama.plist"
+WG_CONF = "/opt/homebrew/etc/wireguard/wg-ollama.conf"
+
+
+def server_wired() -> bool:
+    """deploys/all.py runs the server role (else: every run runs deploys/server.py too)."""
+    return 'include("deploys/server.py")' in (REPO / "deploys" / "all.py").read_text()
 
 
 # -- fixtures and helpers ------------------------------------------------------------------
@@ -60,13 +74,9 @@ def lab(tmp_path_factory):
     for stale in stale_prefixes(PREFIX_BASE):
         cleanup(stale)
     directory = tmp_path_factory.mktemp("lab")
-    tools = tmp_path_factory.mktemp("tools")  # stands for tests/standins/macos
-    (tools / "lab-tool").write_text("#!/bin/sh\necho \"lab-tool in $LAB_HOST_DIR\"\n")
-    (tools / "lab-tool").chmod(0o755)
     up = subprocess.run(
         [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
-         "--watch-pid", str(os.getpid()), "--path-prepend", str(tools),
-         "--env", "LAB_HOST_DIR={dir}"],
+         "--watch-pid", str(os.getpid()), "--env", "LAB_HOST_DIR={dir}"],
         cwd=REPO, capture_output=True, text=True, timeout=180,
     )
     assert up.returncode == 0, up.stdout + up.stderr
@@ -76,13 +86,26 @@ def lab(tmp_path_factory):
         stop_supervisor(directory, PREFIX)
 
 
-def pyinfra(lab: LabState, *args: str, inventory: str = INVENTORY
-            ) -> subprocess.CompletedProcess[str]:
+def _pyinfra(lab: LabState, deploy: str, *args: str, inventory: str = INVENTORY
+             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pyinfra", inventory, "deploys/all.py", *args],
+        [sys.executable, "-m", "pyinfra", inventory, deploy, *args],
         cwd=REPO, capture_output=True, text=True, timeout=300, input="\n",
         env={**os.environ, "SSOL_LAB_DIR": str(lab.dir), "PYTHONDONTWRITEBYTECODE": "1"},
     )
+
+
+def pyinfra(lab: LabState, *args: str, inventory: str = INVENTORY
+            ) -> subprocess.CompletedProcess[str]:
+    """``pyinfra <inventory> deploys/all.py ARGS``. Until deploys/all.py runs the server role,
+    ``deploys/server.py --limit server`` follows (same arguments) unless the run is limited to
+    other hosts: the two runs' outputs are concatenated, the return code is the worse."""
+    run = _pyinfra(lab, "deploys/all.py", *args, inventory=inventory)
+    if server_wired() or "--limit" in args:
+        return run
+    server = _pyinfra(lab, "deploys/server.py", *args, "--limit", "server", inventory=inventory)
+    return subprocess.CompletedProcess(run.args, max(run.returncode, server.returncode),
+                                       run.stdout + server.stdout, run.stderr + server.stderr)
 
 
 def output(run: subprocess.CompletedProcess[str]) -> str:
@@ -90,11 +113,30 @@ def output(run: subprocess.CompletedProcess[str]) -> str:
 
 
 def changed_operations(run: subprocess.CompletedProcess[str]) -> str:
-    """The "Success" column of pyinfra's "Grand total" row ("-" when nothing changed)."""
-    for line in output(run).splitlines():
-        if line.strip().startswith("Grand total"):
-            return line.split()[3]
-    raise AssertionError(f"no results table in:\n{output(run)}")
+    """The "Success" column of pyinfra's "Grand total" row(s) ("-" when nothing changed)."""
+    totals = [line.split()[3] for line in output(run).splitlines()
+              if line.strip().startswith("Grand total")]
+    if not totals:
+        raise AssertionError(f"no results table in:\n{output(run)}")
+    changed = sum(int(x) for x in totals if x != "-")
+    return str(changed) if changed else "-"
+
+
+def http_get(lab: LabState, role: str, url: str) -> tuple[int, str]:
+    """GET from inside a role's network namespace: (status, body); status 0: no answer."""
+    code = ("import sys, urllib.request\ntry:\n"
+            " r = urllib.request.urlopen(sys.argv[1], timeout=3); print(r.status); "
+            "print(r.read().decode())\nexcept Exception as e:\n print(0); print(e)\n")
+    result = lab.topology.exec(role, sys.executable, "-c", code, url, check=False)
+    status, _, body = result.stdout.partition("\n")
+    return int(status or 0), body.strip()
+
+
+def job_state(lab: LabState, host: str, target: str) -> dict[str, str]:
+    """``state`` and ``pid`` of a launchd job of a lab Mac (uncounted)."""
+    out = lab.mac_run(host, f"launchctl print {target} 2>&1", user=True).stdout
+    return {k: v for k, _, v in (line.strip().partition(" = ") for line in out.splitlines())
+            if k in ("state", "pid")}
 
 
 def lab_plan(lab: LabState):
@@ -145,7 +187,7 @@ def tunnels(lab, converged):
 
 @pytest.fixture(scope="module")
 def listeners(lab):
-    running = start_listeners(lab.topology)
+    running = start_listeners(lab.topology, ollama_served=True)
     yield running
     running.stop()
 
@@ -191,6 +233,40 @@ def test_converge_from_factory_state_on_every_host(lab, converged):
     ruleset = lab.router_run("nft list table inet fw4", check=True).stdout
     assert "masquerade" in ruleset and "192.168.100.10" in ruleset
     assert check(lab.router_config(), plan, lab.live_devices()) == []
+    print("\nexecs per host, converge:", {h: counts[h]["execs"] for h in ALL_MANAGED})
+    # the Macs: every command ran as the login user (root only through sudo)
+    for host in MACS:
+        uids = {json.loads(line)["uid"] for line in
+                Path(lab.data["hosts"][host]["commands_log"]).read_text().splitlines()}
+        assert uids == {501}, (host, uids)
+        assert 1 <= counts[host]["execs"] <= 25, (host, lab.commands(host))
+    # the server: moved from its DHCP lease to the static address, REALLY (networksetup)
+    addrs = lab.topology.ip("server", "-o", "-4", "addr", "show", "dev", "eth0").stdout
+    assert " 192.168.100.10/24 " in addrs and "192.168.100.120" not in addrs, addrs
+    assert "default via 192.168.100.1 " in lab.topology.ip("server", "route").stdout
+    info = lab.mac_run("server", "networksetup -getinfo Ethernet").stdout
+    assert info.startswith("Manual Configuration\nIP address: 192.168.100.10\n"), info
+    # Ollama: the role's LaunchAgent, serving the DMZ address, the model pulled and warm
+    assert job_state(lab, "server", "user/501/com.ollama").get("state") == "running"
+    assert "<string>192.168.100.10:11434</string>" in lab.mac_file("server", PLIST).read_text()
+    status, body = http_get(lab, "server", f"{OLLAMA}/api/tags")
+    assert status == 200 and [m["name"] for m in json.loads(body)["models"]] == ["llama3.2:1b"]
+    status, body = http_get(lab, "server", f"{OLLAMA}/api/ps")
+    assert [m["name"] for m in json.loads(body)["models"]] == ["llama3.2:1b"]
+    pmset = lab.mac_run("server", "pmset -g custom").stdout
+    assert " sleep                0" in pmset and " autorestart          1" in pmset
+    # the clients: their own tunnel config (root, 600), the LaunchDaemon, the env file
+    for client in ("client1", "client2"):
+        conf = lab.mac_run(client, f"stat -c '%U %a' {WG_CONF} && cat {WG_CONF}", check=True)
+        owner, _, text = conf.stdout.partition("\n")
+        assert owner == "root 600"
+        assert text == peer_config(plan, plan.peer(client)).reveal()
+        daemon = lab.mac_file(
+            client, "/Library/LaunchDaemons/org.self-sovereign-ollama.wireguard.wg-ollama.plist")
+        assert daemon.exists()
+        user = lab.data["hosts"][client]["mac_home"]
+        env = lab.mac_file(client, f"{user}/.config/self-sovereign-ollama/env.sh").read_text()
+        assert f"OLLAMA_API_BASE={OLLAMA}\n" in env and "claude-ollama()" in env
 
 
 def test_second_run_changes_nothing(lab, converged):
@@ -204,7 +280,12 @@ def test_second_run_changes_nothing(lab, converged):
     assert run.returncode == 0, output(run)
     assert changed_operations(run) == "-", output(run)
     counts = lab.counts(mark)
+    print("\nexecs per host, no-op:", {h: counts[h]["execs"] for h in ALL_MANAGED})
     assert counts["router"]["uploads"] == 0 and counts["router"]["execs"] <= 2, counts
+    # the server: its one read; a client: its two reads (state, then the tunnel's, with sudo)
+    assert counts["server"]["execs"] == 1 and counts["server"]["uploads"] == 0, counts
+    for client in ("client1", "client2"):
+        assert counts[client]["execs"] == 2 and counts[client]["uploads"] == 0, counts
     assert lab.events() == []
     assert {p: lab.read_config(p) for p in before} == before
     assert lab.router_run("pidof wireguard-go").stdout == wg_pid  # wg0 was not restarted
@@ -227,6 +308,28 @@ def test_packets_obey_the_invariants_and_the_fw4_model(lab, tunnels, listeners):
                          f", packets {'got through' if got['ok'] else 'did not'} "
                          f"({got['detail']}), fw4 model: {model}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_vpn_clients_reach_the_real_ollama_and_nothing_else(lab, tunnels, listeners):
+    """Through the tunnel (keys of the clients' wg-ollama.conf), the clients get the Ollama
+    stand-in that the server role's launchd job serves on 192.168.100.10:11434; everything else
+    on the server (ssh, 8080, udp, ping) is denied (the probe catalogue, invariant 2)."""
+    job = job_state(lab, "server", "user/501/com.ollama")
+    assert job.get("state") == "running", job
+    for client in ("client1", "client2"):
+        tunnels[client].refresh()
+        assert tunnels[client].wait_handshake()
+        status, body = http_get(lab, client, f"{OLLAMA}/api/version")
+        assert status == 200 and json.loads(body) == {"version": OLLAMA_VERSION}, (status, body)
+        # the listener is the launchd job's process, not one of the probes' listeners
+        sock = lab.mac_run("server", "ss -Htlnp 'sport = :11434'").stdout  # the Mac's pids
+        assert f"pid={job['pid']}," in sock, sock
+    probes = [p for p in catalogue({n: t.address for n, t in tunnels.items()})
+              if p.src in ("client1", "client2") and p.dst == "192.168.100.10"]
+    assert {p.allowed for p in probes} == {True, False}
+    results = run_probes(lab.topology, probes)
+    assert {p.description: results[p.id]["ok"] for p in probes} == {
+        p.description: p.allowed for p in probes}
 
 
 def test_revoked_peer_loses_its_tunnel(lab, tunnels, listeners, tmp_path):
@@ -300,6 +403,27 @@ def test_drift_is_repaired_by_one_run(lab, tunnels, listeners):
     assert changed_operations(pyinfra(lab)) == "-"
 
 
+def test_server_plist_edited_by_hand_is_repaired_by_one_run(lab, tunnels):
+    plist = lab.mac_file("server", PLIST)
+    original = plist.read_text()
+    pid = job_state(lab, "server", "user/501/com.ollama")["pid"]
+    assert "<string>24h</string>" in original
+    plist.write_text(original.replace("<string>24h</string>", "<string>5m</string>"))
+    mark = lab.mark()
+    run = pyinfra(lab, "-y")
+    assert run.returncode == 0, output(run)
+    assert changed_operations(run) != "-"
+    assert plist.read_text() == original
+    job = job_state(lab, "server", "user/501/com.ollama")
+    assert job.get("state") == "running" and job.get("pid") != pid, job  # restarted
+    counts = lab.counts(mark)
+    for host in ("router", "client1", "client2"):
+        assert counts[host]["uploads"] == 0, counts  # only the server changed
+    tunnels["client1"].refresh()
+    assert http_get(lab, "client1", f"{OLLAMA}/api/version")[0] == 200
+    assert changed_operations(pyinfra(lab)) == "-"
+
+
 def test_limit_router_touches_only_the_router(lab, converged):
     assert converged[0].returncode == 0
     mark = lab.mark()
@@ -315,17 +439,19 @@ def test_limit_router_touches_only_the_router(lab, converged):
     assert all(c["connections"] >= 1 for c in lab.counts(mark).values())
 
 
-def test_managed_hosts_are_their_namespaces_over_ssh(lab, tmp_path):
+def test_managed_hosts_are_fake_macs_in_their_namespaces(lab, converged, tmp_path):
     for host, address in (("server", "192.168.100.10"), ("client1", "100.64.1.2"),
                           ("client2", "100.64.2.2")):
         run = subprocess.run([sys.executable, "-m", "tests.lab", "ssh", "--dir", str(lab.dir),
-                              host, "ip -4 -o addr show dev eth0; echo HOME=$HOME; lab-tool"],
+                              host, "ip -4 -o addr show dev eth0; echo HOME=$HOME; id -un;"
+                              " sudo -n id -u; uname -s; sw_vers -productVersion; brew --prefix;"
+                              " echo dir=$LAB_HOST_DIR; ls /Users"],
                              cwd=REPO, capture_output=True, text=True, timeout=60)
         assert run.returncode == 0 and f" {address}/24 " in run.stdout, run.stdout + run.stderr
         info = lab.data["hosts"][host]
-        assert f"HOME={info['home']}" in run.stdout
-        # --path-prepend and --env (per-host expansion), for the macOS stand-ins
-        assert f"lab-tool in {info['dir']}" in run.stdout
+        assert run.stdout.split("\n", 1)[1].split() == [
+            f"HOME={info['mac_home']}", info["user"], "0", "Darwin", "15.5", "/opt/homebrew",
+            f"dir={info['dir']}", info["user"]]  # --env expands per host; /Users is private
     # pyinfra's default file transfer (SFTP) works, and is counted as an upload
     src = tmp_path / "hello.txt"
     src.write_text("hello from the controller\n")
@@ -337,7 +463,7 @@ def test_managed_hosts_are_their_namespaces_over_ssh(lab, tmp_path):
         env={**os.environ, "SSOL_LAB_DIR": str(lab.dir)},
     )
     assert put.returncode == 0, output(put)
-    assert (Path(lab.data["hosts"]["server"]["home"]) / "hello.txt").read_text() == src.read_text()
+    assert lab.mac_file("server", "/Users/admin/hello.txt").read_text() == src.read_text()
     assert lab.counts(mark)["server"]["uploads"] == 1
 
 

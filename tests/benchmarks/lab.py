@@ -1,6 +1,10 @@
 """Benchmark: remote execs, uploads, SSH connections per host and wall time of deploys against
 the whole lab (a script, not a test; prints a table).
 
+The server and clients are the lab's fake Macs (``tests/lab/macs.py``), converged by their
+roles. Until ``deploys/all.py`` runs the server role, every whole-lab deploy is followed by
+``deploys/server.py --limit server`` (counted in the same row).
+
 Counts are taken by each host's SSH server (every exec is logged by its ForceCommand; uploads
 are ``scp -t`` on the router, SFTP sessions elsewhere; connections are accepted logins). Runs:
 
@@ -42,9 +46,14 @@ def pyinfra(lab_dir: Path, *args: str) -> float:
     return time.monotonic() - start
 
 
+SERVER_WIRED = 'include("deploys/server.py")' in (REPO / "deploys" / "all.py").read_text()
+
+
 def measure(state: LabState, label: str, *args: str) -> list[tuple]:
     mark = state.mark()
     seconds = pyinfra(state.dir, *args)
+    if args[0] == "deploys/all.py" and "--limit" not in args and not SERVER_WIRED:
+        seconds += pyinfra(state.dir, "deploys/server.py", *args[1:], "--limit", "server")
     counts = state.counts(mark)
     return [(label, host, counts[host]["execs"] - counts[host]["uploads"],
              counts[host]["uploads"], counts[host]["connections"], seconds)
@@ -72,7 +81,7 @@ def main() -> None:
             rows += measure(state, "router: converge -y", "deploys/all.py", "--limit",
                             "router", "-y")
             rows += measure(state, "router: no-op", "deploys/all.py", "--limit", "router")
-    print(f"lab up (namespaces, router boot, 4 SSH servers): {built:.2f} s\n")
+    print(f"lab up (namespaces, router boot, 3 fake Macs, 4 SSH servers): {built:.2f} s\n")
     print(f"{'run':<20} {'host':<8} {'execs':>5} {'uploads':>7} {'conns':>5} {'wall s':>7}")
     last = None
     for label, host, execs, uploads, conns, seconds in rows:

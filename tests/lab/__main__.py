@@ -52,6 +52,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                            "{dir} and {home} expand per host")
             s.add_argument("--bare-server", action="store_true",
                            help="leave the server without its static DMZ address")
+            s.add_argument("--plain", action="store_true",
+                           help="server and clients as plain namespaces logging in as root "
+                           "(not fake Macs)")
             s.add_argument("--watch-pid", type=int, default=None,
                            help="stop the lab when this process exits (for test runs)")
         if name == "ssh":
@@ -77,6 +80,8 @@ def up(args: argparse.Namespace) -> int:
         argv += ["--env", item]
     if args.bare_server:
         argv.append("--bare-server")
+    if args.plain:
+        argv.append("--plain")
     if args.watch_pid:
         argv += ["--watch-pid", str(args.watch_pid)]
     log = open(d / "lab.log", "wb")  # noqa: SIM115 - handed to the child
@@ -102,7 +107,7 @@ def up(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     env = dict(item.split("=", 1) for item in args.env)
     lab = Lab(_dir(args), args.prefix or t.DEFAULT_PREFIX, path_prepend=args.path_prepend,
-              env=env, server_address=not args.bare_server)
+              env=env, server_address=not args.bare_server, macs=not args.plain)
     stopping = []
 
     def on_signal(signum, _frame):
@@ -151,7 +156,8 @@ def ssh(args: argparse.Namespace) -> int:
     h = state.data["hosts"][args.host]["ssh"]
     argv = ["ssh", "-F", "/dev/null", "-p", str(h["ssh_port"]), "-i", h["ssh_key"],
             "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={h['ssh_known_hosts_file']}",
-            "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", "root@127.0.0.1"]
+            "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
+            f"{h.get('ssh_user', 'root')}@127.0.0.1"]
     if args.command:
         argv += ["--", args.command]
     return subprocess.call(argv)

@@ -27,6 +27,7 @@ from pathlib import Path
 from tests.harness.openwrt_host import REPO, _tool, requirements_missing
 from tests.lab import topology as t
 from tests.lab.hosts import NamespaceHost, count_connections, is_upload, read_commands
+from tests.lab.macs import DHCP_LEASE, MacHost
 from tests.lab.router import HOST_TOOLS, LabRouter
 
 DEFAULT_DIR = REPO / ".lab"
@@ -82,12 +83,14 @@ class Lab:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None,
                  prefix: str = t.DEFAULT_PREFIX, *, path_prepend: Sequence[str] = (),
-                 env: dict[str, str] | None = None, server_address: bool = True) -> None:
+                 env: dict[str, str] | None = None, server_address: bool = True,
+                 macs: bool = True) -> None:
         self.dir = Path(directory).resolve() if directory else lab_dir()
         self.prefix = prefix
         self.path_prepend = [str(Path(p).resolve()) for p in path_prepend]
         self.env = dict(env or {})
-        self.topology = t.Topology(prefix, server_address=server_address)
+        self.macs = macs
+        self.topology = t.Topology(prefix, server_address=server_address and not macs)
         self.router: LabRouter | None = None
         self.hosts: dict[str, NamespaceHost] = {}
         self.run_dir: Path | None = None
@@ -106,12 +109,19 @@ class Lab:
             self.router = LabRouter(self.run_dir, self.topology.ns_path("router"), WAN_LEASE)
             self.router.start()
             self.router.boot()
+            if self.macs:  # the Mac's Ethernet on DHCP: a lease from the router's pool
+                mask = sum(bin(int(x)).count("1") for x in DHCP_LEASE["mask"].split("."))
+                self.topology.ip("server", "addr", "replace", f"{DHCP_LEASE['ip']}/{mask}",
+                                 "dev", "eth0")
+                self.topology.ip("server", "route", "replace", "default", "via",
+                                 DHCP_LEASE["router"])
             for name in MANAGED:
                 hosts_dir = self.run_dir / "hosts"
                 fields = {"name": name, "dir": hosts_dir / name, "home": hosts_dir / name / "home"}
-                host = NamespaceHost(hosts_dir, name, self.topology.ns_path(name),
-                                     path_prepend=self.path_prepend,
-                                     env={k: v.format(**fields) for k, v in self.env.items()})
+                kind = MacHost if self.macs else NamespaceHost
+                host = kind(hosts_dir, name, self.topology.ns_path(name),
+                            path_prepend=self.path_prepend,
+                            env={k: v.format(**fields) for k, v in self.env.items()})
                 self.hosts[name] = host
                 host.start()
             self._write_state(supervisor_pid)
@@ -149,7 +159,10 @@ class Lab:
         for name, h in self.hosts.items():
             hosts[name] = {"ssh": h.inventory_data(), "commands_log": str(h.commands_log),
                            "sshd_log": str(h.sshd_log), "netns": self.topology.ns(name),
-                           "home": str(h.home), "dir": str(h.base), "env": h.env}
+                           "home": str(h.home), "dir": str(h.base), "env": h.env,
+                           "ns_pid": h.ns_pid}
+            if isinstance(h, MacHost):
+                hosts[name].update(user=h.user, mac_home=h.mac_home, root=str(h.root))
         return {
             "version": 1,
             "prefix": self.prefix,
@@ -169,6 +182,7 @@ class Lab:
             "hosts": hosts,
             "path_prepend": self.path_prepend,
             "env": self.env,
+            "macs": self.macs,
         }
 
     def _write_state(self, supervisor_pid: int | None) -> None:
@@ -232,6 +246,30 @@ class LabState:
             out[name] = {"execs": len(cmds), "uploads": sum(map(is_upload, cmds)),
                          "connections": conns}
         return out
+
+    # -- the fake Macs --------------------------------------------------------------------------
+
+    def mac_run(self, host: str, command: str, user: bool = False, check: bool = False,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a shell command inside a lab Mac (as root, or its user), NOT counted."""
+        from tests.lab.macs import GID, MAC_PATH, STATE_DIR, UID
+
+        h = self.data["hosts"][host]
+        argv = [_tool("nsenter"), "-t", str(h["ns_pid"]), "-m", "-p", "-u", "-n", "-r", "-w",
+                "--"]
+        if user:
+            argv += ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--init-groups"]
+        result = subprocess.run(
+            [*argv, "env", "-i", f"PATH={MAC_PATH}", f"HOME={h['mac_home'] if user else '/'}",
+             f"MACOS_STANDIN_STATE={STATE_DIR}", "LC_ALL=C.UTF-8", "sh", "-c", command],
+            capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"{host}: {command}: {result.stdout}{result.stderr}")
+        return result
+
+    def mac_file(self, host: str, path: str) -> Path:
+        """A file inside a lab Mac, as seen from the Linux host."""
+        return Path(f"/proc/{self.data['hosts'][host]['ns_pid']}/root") / path.lstrip("/")
 
     # -- the router ----------------------------------------------------------------------------
 

@@ -73,10 +73,17 @@ class Listeners:
             p.wait()
 
 
-def start_listeners(topo: t.Topology, roles: Iterable[str] = tuple(LISTENERS)) -> Listeners:
+def start_listeners(topo: t.Topology, roles: Iterable[str] = tuple(LISTENERS), *,
+                    ollama_served: bool = False) -> Listeners:
+    """Listeners in ``roles``; ``ollama_served``: the server's tcp/11434 is the real Ollama
+    (stand-in) of the server role, not a listener of ours."""
     procs = []
+    roles = tuple(roles)
     for role in roles:
-        p = topo.popen(role, [sys.executable, str(AGENT), "listen", json.dumps(LISTENERS[role])],
+        spec = dict(LISTENERS[role])
+        if role == "server" and ollama_served:
+            spec["tcp"] = [p for p in spec["tcp"] if p != OLLAMA_PORT]
+        p = topo.popen(role, [sys.executable, str(AGENT), "listen", json.dumps(spec)],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(p)
     for role, p in zip(roles, procs, strict=True):
