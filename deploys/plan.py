@@ -385,6 +385,8 @@ def validate(
         who, data = server
         _check_configure_host(c, who, data)
         c.errors.extend(validate_server(who, data)[1])
+        if data.get("pin_ollama") is not None:
+            c.boolean(who, "pin_ollama", data.get("pin_ollama"))
         server_address = c.address(who, "dmz_address", data.get("dmz_address"))
         if c.host_in(who, "dmz_address", server_address, dmz_subnet, "dmz_subnet"):
             if server_address == dmz_router:

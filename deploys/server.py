@@ -38,8 +38,9 @@ from deploys.server_plan import (
     state_fact_args,
     validate_server,
 )
+from facts.client import BrewPinned
 from facts.macos import MacServerState
-from operations import launchd, macos, ollama
+from operations import client_brew, launchd, macos, ollama
 from operations.templates import HAPROXY_BIN
 
 plan = current_plan()
@@ -65,6 +66,16 @@ macos.brew_formulas(
     upgrade=settings.upgrade,
     state=state,
 )
+
+# pin_ollama (server host data): True = `brew pin ollama` (brew upgrade leaves it alone, see
+# deploys/versions.py for the versions known to work together), False = unpin, unset = leave.
+if host.data.get("pin_ollama") is not None:
+    client_brew.pin(
+        name="Homebrew: pin Ollama" if host.data.get("pin_ollama") else "Homebrew: unpin Ollama",
+        formula="ollama",
+        pinned=host.data.get("pin_ollama"),
+        pinned_now=host.get_fact(BrewPinned),
+    )
 
 if settings.competing_servers == "stop":
     ollama.stop_competitors(

@@ -636,3 +636,19 @@ def test_static_ip_on_the_link_of_the_ssh_session(tmp_path):
         assert again.returncode == 0 and len(mac.commands()) == 1, mac.commands()
     finally:
         mac.stop()
+
+
+def test_pin_ollama_from_server_data(mac, tmp_path):
+    from facts.client import BrewPinned
+
+    pinned = write_inventory(mac, tmp_path, ollama_models=["llama3.2:1b"], pin_ollama=True)
+    first = pyinfra(pinned)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert mac.ssh(BrewPinned().command()).stdout.split() == ["ollama"]
+    mac.reset_counts()
+    again = pyinfra(pinned)
+    assert again.returncode == 0 and "Success" not in again.stdout
+    assert len(mac.commands()) == 2, mac.commands()  # the state read + the pinned list
+    unpinned = write_inventory(mac, tmp_path, ollama_models=["llama3.2:1b"], pin_ollama=False)
+    assert pyinfra(unpinned).returncode == 0
+    assert mac.ssh(BrewPinned().command()).stdout.split() == []
