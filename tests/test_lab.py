@@ -61,11 +61,6 @@ PLIST = "/Users/admin/Library/LaunchAgents/com.ollama.plist"
 WG_CONF = "/opt/homebrew/etc/wireguard/wg-ollama.conf"
 
 
-def server_wired() -> bool:
-    """deploys/all.py runs the server role (else: every run runs deploys/server.py too)."""
-    return 'include("deploys/server.py")' in (REPO / "deploys" / "all.py").read_text()
-
-
 # -- fixtures and helpers ------------------------------------------------------------------
 
 
@@ -86,26 +81,14 @@ def lab(tmp_path_factory):
         stop_supervisor(directory, PREFIX)
 
 
-def _pyinfra(lab: LabState, deploy: str, *args: str, inventory: str = INVENTORY
-             ) -> subprocess.CompletedProcess[str]:
+def pyinfra(lab: LabState, *args: str, inventory: str = INVENTORY
+            ) -> subprocess.CompletedProcess[str]:
+    """``pyinfra <inventory> deploys/all.py ARGS`` against the lab, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "pyinfra", inventory, deploy, *args],
+        [sys.executable, "-m", "pyinfra", inventory, "deploys/all.py", *args],
         cwd=REPO, capture_output=True, text=True, timeout=300, input="\n",
         env={**os.environ, "SSOL_LAB_DIR": str(lab.dir), "PYTHONDONTWRITEBYTECODE": "1"},
     )
-
-
-def pyinfra(lab: LabState, *args: str, inventory: str = INVENTORY
-            ) -> subprocess.CompletedProcess[str]:
-    """``pyinfra <inventory> deploys/all.py ARGS``. Until deploys/all.py runs the server role,
-    ``deploys/server.py --limit server`` follows (same arguments) unless the run is limited to
-    other hosts: the two runs' outputs are concatenated, the return code is the worse."""
-    run = _pyinfra(lab, "deploys/all.py", *args, inventory=inventory)
-    if server_wired() or "--limit" in args:
-        return run
-    server = _pyinfra(lab, "deploys/server.py", *args, "--limit", "server", inventory=inventory)
-    return subprocess.CompletedProcess(run.args, max(run.returncode, server.returncode),
-                                       run.stdout + server.stdout, run.stderr + server.stderr)
 
 
 def output(run: subprocess.CompletedProcess[str]) -> str:

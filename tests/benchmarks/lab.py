@@ -2,8 +2,7 @@
 the whole lab (a script, not a test; prints a table).
 
 The server and clients are the lab's fake Macs (``tests/lab/macs.py``), converged by their
-roles. Until ``deploys/all.py`` runs the server role, every whole-lab deploy is followed by
-``deploys/server.py --limit server`` (counted in the same row).
+roles.
 
 Counts are taken by each host's SSH server (every exec is logged by its ForceCommand; uploads
 are ``scp -t`` on the router, SFTP sessions elsewhere; connections are accepted logins). Runs:
@@ -46,14 +45,9 @@ def pyinfra(lab_dir: Path, *args: str) -> float:
     return time.monotonic() - start
 
 
-SERVER_WIRED = 'include("deploys/server.py")' in (REPO / "deploys" / "all.py").read_text()
-
-
 def measure(state: LabState, label: str, *args: str) -> list[tuple]:
     mark = state.mark()
     seconds = pyinfra(state.dir, *args)
-    if args[0] == "deploys/all.py" and "--limit" not in args and not SERVER_WIRED:
-        seconds += pyinfra(state.dir, "deploys/server.py", *args[1:], "--limit", "server")
     counts = state.counts(mark)
     return [(label, host, counts[host]["execs"] - counts[host]["uploads"],
              counts[host]["uploads"], counts[host]["connections"], seconds)
