@@ -162,7 +162,13 @@ def tunnels(lab, converged):
     assert converged[0].returncode == 0
     secrets = lab.dir / "secrets"
     made = {p: PeerTunnel(lab.topology, p, secrets, extra_allowed=PROBE_ALLOWED).up()
-            for p in PEERS}
+            for p in ("client1", "client2")}
+    # the phone: the config the product generated for it, used as is (nothing from secrets)
+    phone_conf = lab.dir / "out" / "peers" / "phone.conf"
+    assert phone_conf.is_file(), phone_conf
+    assert phone_conf.stat().st_mode & 0o777 == 0o600, oct(phone_conf.stat().st_mode)
+    made["phone"] = PeerTunnel.from_config(lab.topology, "phone", phone_conf,
+                                           extra_allowed=PROBE_ALLOWED).up()
     yield made
     for tunnel in made.values():
         tunnel.down()

@@ -1,5 +1,6 @@
 """WireGuard tunnels of the lab's remote peers (client1, client2, phone), with the real
-``wireguard-go`` + ``wg setconf`` in their namespaces, from the lab's secrets (TEST ONLY).
+``wireguard-go`` + ``wg setconf`` in their namespaces (TEST ONLY), from the lab's secrets or
+(:meth:`PeerTunnel.from_config`) from a wg-quick config the product generated.
 
 The config is the one a peer gets (AllowedIPs = the VPN subnet + the server's /32, endpoint =
 the router's WAN address and port): the peer's private key from
@@ -63,6 +64,38 @@ class PeerTunnel:
             capture_output=True, text=True, check=True).stdout.strip()
         server = f"{t.SERVER_ADDRESS}/32"
         self.allowed = [VPN_SUBNET, server, *extra_allowed]
+        self.endpoint = f"{t.ROUTER_WAN_ADDRESS}:{VPN_PORT}"
+        self.keepalive: str | None = None
+        self.source: Path | None = None
+
+    @classmethod
+    def from_config(cls, topo: t.Topology, role: str, path: str | Path, *,
+                    extra_allowed: tuple[str, ...] = (), tag: str = "") -> PeerTunnel:
+        """The tunnel a wg-quick config file describes (as the product generated it): private
+        key, Address, the peer's public and preshared keys, AllowedIPs, Endpoint and
+        PersistentKeepalive all from the file, nothing from the lab's secrets.
+        ``extra_allowed`` is appended to the file's AllowedIPs (the probes)."""
+        from deploys.peers import parse_wg_quick
+
+        parsed = parse_wg_quick(Path(path).read_text())
+        iface, peers = parsed["Interface"], parsed["Peer"]
+        if len(peers) != 1:
+            raise ValueError(f"{path}: expected one [Peer], got {len(peers)}")
+        (peer,) = peers
+        self = cls.__new__(cls)
+        self.topo, self.role, self.name = topo, role, role
+        self.secrets = None
+        self.source = Path(path)
+        self.dev = ifname(topo, role, tag)
+        self.private_key = iface["PrivateKey"]
+        self.preshared_key = peer.get("PresharedKey")
+        (address,) = [a.strip() for a in iface["Address"].split(",")]
+        self.address = address.split("/")[0]
+        self.router_public_key = peer["PublicKey"]
+        self.allowed = [*(a.strip() for a in peer["AllowedIPs"].split(",")), *extra_allowed]
+        self.endpoint = peer["Endpoint"]
+        self.keepalive = peer.get("PersistentKeepalive")
+        return self
 
     def config(self) -> str:
         """The ``wg setconf`` config (no wg-quick ``Address``: that is :meth:`up`'s job)."""
@@ -71,7 +104,9 @@ class PeerTunnel:
         if self.preshared_key:
             lines.append(f"PresharedKey = {self.preshared_key}")
         lines += [f"AllowedIPs = {', '.join(self.allowed)}",
-                  f"Endpoint = {t.ROUTER_WAN_ADDRESS}:{VPN_PORT}"]
+                  f"Endpoint = {self.endpoint}"]
+        if self.keepalive:
+            lines.append(f"PersistentKeepalive = {self.keepalive}")
         return "\n".join(lines) + "\n"
 
     def up(self) -> PeerTunnel:
