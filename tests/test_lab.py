@@ -38,7 +38,7 @@ from tests.lab.lab import (
 )
 from tests.lab.probes import PROBE_ALLOWED, catalogue, run_probes, start_listeners
 from tests.lab.topology import stale_prefixes
-from tests.lab.tunnels import PeerTunnel
+from tests.lab.tunnels import PeerTunnel, RoleTunnel
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh]
 
@@ -55,6 +55,7 @@ PREFIX = f"{PREFIX_BASE}{os.getpid()}-"
 INVENTORY = "inventories/lab.py"
 PEERS = ("client1", "client2", "phone")
 MACS = ("server", "client1", "client2")
+CLIENTS = ("client1", "client2")
 OLLAMA = "http://192.168.100.10:11434"
 OLLAMA_VERSION = "0.32.15"  # what the Ollama API stand-in reports
 PLIST = "/Users/admin/Library/LaunchAgents/com.ollama.plist"
@@ -160,9 +161,10 @@ def converged(lab):
 @pytest.fixture(scope="module")
 def tunnels(lab, converged):
     assert converged[0].returncode == 0
-    secrets = lab.dir / "secrets"
-    made = {p: PeerTunnel(lab.topology, p, secrets, extra_allowed=PROBE_ALLOWED).up()
-            for p in ("client1", "client2")}
+    # the clients: the tunnels their client role brought up (wg-quick up in the fake Mac)
+    made: dict = {p: RoleTunnel(lab, p, extra_allowed=PROBE_ALLOWED) for p in CLIENTS}
+    for tunnel in made.values():
+        tunnel.refresh()
     # the phone: the config the product generated for it, used as is (nothing from secrets)
     phone_conf = lab.dir / "out" / "peers" / "phone.conf"
     assert phone_conf.is_file(), phone_conf
@@ -170,8 +172,7 @@ def tunnels(lab, converged):
     made["phone"] = PeerTunnel.from_config(lab.topology, "phone", phone_conf,
                                            extra_allowed=PROBE_ALLOWED).up()
     yield made
-    for tunnel in made.values():
-        tunnel.down()
+    made["phone"].down()
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +251,14 @@ def test_converge_from_factory_state_on_every_host(lab, converged):
         owner, _, text = conf.stdout.partition("\n")
         assert owner == "root 600"
         assert text == peer_config(plan, plan.peer(client)).reveal()
+        # wg-quick (the lab's stand-in) REALLY brought the tunnel up in the client's namespace
+        dev = lab.mac_file(client, "/var/run/wireguard/wg-ollama.name").read_text().strip()
+        assert dev.startswith("utun"), dev
+        assert lab.mac_file(client, f"/var/run/wireguard/{dev}.sock").is_socket()
+        link = lab.topology.ip(client, "-o", "-4", "addr", "show", "dev", dev).stdout
+        assert f" {plan.peer(client).address}/32 " in link, link
+        routes = lab.topology.ip(client, "route", "show", "dev", dev).stdout
+        assert "10.10.10.0/24" in routes and "192.168.100.10" in routes, routes
         daemon = lab.mac_file(
             client, "/Library/LaunchDaemons/org.self-sovereign-ollama.wireguard.wg-ollama.plist")
         assert daemon.exists()
@@ -331,7 +340,7 @@ def test_revoked_peer_loses_its_tunnel(lab, tunnels, listeners, tmp_path):
         clients = [(n, {{**d, "vpn_enabled": False}} if n == "client2" else d)
                    for n, d in _inv["clients"]]
         """))
-    c2_key = tunnels["client2"].config().split("PrivateKey = ")[1].split()[0]
+    c2_key = tunnels["client2"].private_key
     c2_public = subprocess.run([_tool("wg"), "pubkey"], input=c2_key, capture_output=True,
                                text=True, check=True).stdout.strip()
     lab.clear_events()
@@ -339,14 +348,18 @@ def test_revoked_peer_loses_its_tunnel(lab, tunnels, listeners, tmp_path):
     assert run.returncode == 0, output(run)
     assert lab.events() == ["ifup wg0"]  # a peer-only change: netifd's reload would not do
     assert c2_public not in wg_peers(lab)
+    # the client role took client2's tunnel down (wg-quick down: the interface is gone)
+    assert tunnels["client2"].dev is None
+    assert "utun" not in lab.topology.ip("client2", "-o", "link").stdout
     for tunnel in tunnels.values():
         tunnel.refresh()
     assert not tunnels["client2"].wait_handshake(timeout=1.5)
     assert not tcp_ok(lab, "client2", "192.168.100.10", 11434)
     assert tunnels["client1"].wait_handshake()
     assert tcp_ok(lab, "client1", "192.168.100.10", 11434)
-    # back in the inventory: back on the router
+    # back in the inventory: back on the router, and the role brings the tunnel up again
     reconverge(lab)
+    assert tunnels["client2"].dev is not None
     tunnels["client2"].refresh()
     assert tunnels["client2"].wait_handshake()
     assert tcp_ok(lab, "client2", "192.168.100.10", 11434)

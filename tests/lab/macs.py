@@ -41,7 +41,7 @@ from pathlib import Path
 
 from tests.harness.openwrt_host import _JSON_ESCAPE_BASH, _cfg_path, _die_with_parent, _tool
 from tests.lab.hosts import HOST_PATH, NamespaceHost, _child_of, sftp_server
-from tests.test_client_ssh import PIPX, WG_QUICK
+from tests.test_client_ssh import PIPX
 
 REPO = Path(__file__).resolve().parents[2]
 MACOS_STANDINS = REPO / "tests" / "standins" / "macos"
@@ -54,6 +54,82 @@ UID, GID = 501, 20
 USERS = {"server": "admin", "client1": "alice", "client2": "bob"}
 #: the server's address before the server role runs: a lease from the router's DMZ pool
 DHCP_LEASE = {"ip": "192.168.100.120", "mask": "255.255.255.0", "router": "192.168.100.1"}
+#: Homebrew's wg-quick in the lab's fake Macs: the checks and messages of
+#: ``tests.test_client_ssh.WG_QUICK`` (copied), but ``up`` REALLY brings the tunnel up in the
+#: Mac's network namespace: ``wireguard-go utunN`` (its UAPI socket in the Mac's private
+#: ``/var/run/wireguard``), ``wg setconf`` with wg-quick's own keys stripped, the Address, link
+#: up, a route per AllowedIPs; ``down`` deletes the interface. ``strip`` prints the wg(8) config.
+WG_QUICK = r"""#!/usr/bin/env bash
+# TEST STAND-IN for Homebrew's wg-quick (darwin.bash) in the lab: a real tunnel, Linux tools.
+if (( BASH_VERSINFO[0] < 4 )); then
+    echo "wg-quick: Version mismatch: bash ${BASH_VERSINFO[0]} detected, when bash 4+ required" >&2
+    exit 1
+fi
+[[ $UID == 0 ]] || { echo "wg-quick must be run as root" >&2; exit 1; }
+export PATH="$PATH:/usr/bin:/bin:/usr/sbin:/sbin"
+cmd=$1 conf=$2
+[[ $conf == */* ]] || conf=/opt/homebrew/etc/wireguard/$conf.conf
+iface=${conf##*/}; iface=${iface%.conf}
+[[ -e $conf ]] || { echo "wg-quick: \`$conf' does not exist" >&2; exit 1; }
+if [[ $cmd != strip && ( $(stat -c '%a' "$conf") != ?00 ||
+      $(stat -c '%a' "${conf%/*}") != ?00 ) ]]; then
+    echo "Warning: \`$conf' is world accessible" >&2
+fi
+name=/var/run/wireguard/$iface.name
+strip_conf() {  # the config without comments and wg-quick's own keys: what wg(8) takes
+    local line key
+    while IFS= read -r line || [[ -n $line ]]; do
+        line=${line%%#*}
+        key=${line%%=*}; key=${key//[[:space:]]/}; key=${key,,}
+        case $key in
+            address|dns|mtu|table|preup|postup|predown|postdown|saveconfig) continue ;;
+        esac
+        [[ -n ${line//[[:space:]]/} ]] && printf '%s\n' "$line"
+    done < "$conf"
+}
+values() {  # the comma-separated values of key $1, one per line
+    local line key
+    while IFS= read -r line || [[ -n $line ]]; do
+        line=${line%%#*}
+        key=${line%%=*}; key=${key//[[:space:]]/}
+        [[ ${key,,} == "${1,,}" ]] || continue
+        line=${line#*=}; line=${line//[[:space:]]/}
+        tr ',' '\n' <<< "$line"
+    done < "$conf"
+}
+run() { echo "[#] $*" >&2; "$@"; }
+case $cmd in
+up)
+    if [[ -f $name ]]; then
+        echo "wg-quick: \`$iface' already exists as \`$(cat "$name")'" >&2; exit 1
+    fi
+    mkdir -p /var/run/wireguard
+    n=3
+    while [[ -e /var/run/wireguard/utun$n.sock ]] || ip link show "utun$n" >/dev/null 2>&1; do
+        n=$((n + 1))
+    done
+    dev=utun$n
+    echo "[#] wireguard-go utun" >&2
+    wireguard-go "$dev" || { echo "wg-quick: wireguard-go failed" >&2; exit 1; }
+    echo "$dev" > "$name"
+    echo "[+] Interface for $iface is $dev" >&2
+    fail() { ip link del "$dev" 2>/dev/null; rm -f "/var/run/wireguard/$dev.sock" "$name"; exit 1; }
+    run wg setconf "$dev" <(strip_conf) || fail
+    for a in $(values Address); do run ip address add "$a" dev "$dev" || fail; done
+    run ip link set "$dev" up || fail
+    for r in $(values AllowedIPs); do run ip route replace "$r" dev "$dev" || fail; done
+    ;;
+down)
+    [[ -f $name ]] || { echo "wg-quick: \`$iface' is not a WireGuard interface" >&2; exit 1; }
+    dev=$(cat "$name")
+    ip link del "$dev" 2>/dev/null
+    rm -f "/var/run/wireguard/$dev.sock" "$name"
+    echo "[#] rm -f /var/run/wireguard/$dev.sock" >&2
+    ;;
+strip) strip_conf ;;
+*) echo "Usage: wg-quick [ up | down | strip ] [ CONFIG_FILE | INTERFACE ]" >&2; exit 1 ;;
+esac
+"""
 STANDINS = ("sw_vers", "sysctl", "system_profiler", "networksetup", "ipconfig", "scutil",
             "pmset", "launchctl")
 
@@ -71,7 +147,9 @@ def machine(role: str) -> dict:
     }
     if role != "server":
         formulae.update({
-            "wireguard-tools": {"files": {"bin/wg-quick": WG_QUICK, "bin/wg": None}},
+            "wireguard-tools": {"files": {"bin/wg-quick": WG_QUICK,
+                                          "bin/wg": {"symlink": "/usr/bin/wg"}}},
+            "wireguard-go": {"files": {"bin/wireguard-go": {"symlink": "/usr/bin/wireguard-go"}}},
             "bash": {"files": {"bin/bash": {"symlink": "/usr/bin/bash"}}},
             "pipx": {"version": "1.7.1", "files": {"bin/pipx": PIPX}},
             "python@3.12": {"version": "3.12.11",

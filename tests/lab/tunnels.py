@@ -152,3 +152,75 @@ class PeerTunnel:
                 return True
             time.sleep(0.05)
         return False
+
+
+class RoleTunnel:
+    """A fake Mac client's tunnel as the CLIENT ROLE brought it up (``sudo wg-quick up`` of
+    ``<homebrew>/etc/wireguard/<interface>.conf``: ``utunN`` in the client's namespace, its
+    UAPI socket in the Mac's private ``/var/run/wireguard``). The interface is read again at
+    each call (the role may take it down and up). ``extra_allowed`` widens what the client
+    *sends* into that interface (``wg set ... allowed-ips`` + routes), as :class:`PeerTunnel`'s.
+    ``wg`` runs inside the Mac (its socket is not the Linux host's)."""
+
+    def __init__(self, lab, role: str, *, interface: str = "wg-ollama",
+                 conf: str = "/opt/homebrew/etc/wireguard/wg-ollama.conf",
+                 extra_allowed: tuple[str, ...] = ()) -> None:
+        from deploys.peers import parse_wg_quick
+
+        self.lab, self.role, self.interface, self.conf = lab, role, interface, conf
+        parsed = parse_wg_quick(lab.mac_file(role, conf).read_text())
+        (peer,) = parsed["Peer"]
+        self.private_key = parsed["Interface"]["PrivateKey"]
+        self.address = parsed["Interface"]["Address"].split("/")[0]
+        self.router_public_key = peer["PublicKey"]
+        self.allowed = [*(a.strip() for a in peer["AllowedIPs"].split(",")), *extra_allowed]
+        self.extra_allowed = extra_allowed
+
+    @property
+    def dev(self) -> str | None:
+        name = self.lab.mac_file(self.role, f"/var/run/wireguard/{self.interface}.name")
+        return name.read_text().strip() if name.exists() else None
+
+    def _bash(self, script: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        return self.lab.mac_run(self.role, f"exec /usr/bin/bash -c {_shq(script)}", check=check)
+
+    def refresh(self) -> None:
+        """``wg setconf`` again from the installed config (fresh peer state: the next packet
+        starts a handshake), widened by ``extra_allowed``. Nothing when the tunnel is down."""
+        dev = self.dev
+        if dev is None:
+            return
+        script = (f"set -e; wg setconf {dev} <(wg-quick strip {self.conf} 2>/dev/null);"
+                  f" wg set {dev} peer {self.router_public_key} allowed-ips"
+                  f" {','.join(self.allowed)}")
+        for net in self.extra_allowed:
+            script += f"; ip route replace {net} dev {dev}"
+        self._bash(script, check=True)
+
+    def wg_quick(self, cmd: str) -> subprocess.CompletedProcess[str]:
+        """``sudo wg-quick up|down <interface>`` as the Mac's user (as the role does)."""
+        return self.lab.mac_run(self.role, f"sudo -n wg-quick {cmd} {self.interface}",
+                                user=True)
+
+    def handshake(self) -> int:
+        dev = self.dev
+        if dev is None:
+            return 0
+        out = self._bash(f"wg show {dev} latest-handshakes").stdout.split()
+        return int(out[1]) if len(out) >= 2 and out[1].isdigit() else 0
+
+    def wait_handshake(self, timeout: float = 3.0) -> bool:
+        deadline = time.monotonic() + timeout
+        self.lab.topology.exec(self.role, "ping", "-c", "1", "-W", "1", "10.10.10.1",
+                               check=False)
+        while time.monotonic() < deadline:
+            if self.handshake():
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _shq(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
