@@ -29,7 +29,6 @@ deletes itself. Keys only ever travel inside that uploaded file.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from io import StringIO
@@ -555,13 +554,3 @@ def reconnect(state, host) -> None:
             f"{host.name}: cannot reconnect after applying the configuration ({exc}); the router "
             "restores the previous configuration when the rollback window ends"
         ) from exc
-
-
-def describe(changes: Changes) -> str:
-    """A redacted, human-readable list of the changes (for logs and --dry previews)."""
-    return "\n".join(changes.summary)
-
-
-def digest(changes: Changes) -> str:
-    """A short fingerprint of a change set (stable for identical batches)."""
-    return hashlib.sha256("\n".join(changes.batch).encode()).hexdigest()[:12]
