@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
+from facts.ollama import API_MIN_VERSIONS
+
 #: Pre-release labels and their order (all sort before the release itself).
 _PRE_RANK = {"dev": 0, "a": 1, "alpha": 1, "b": 2, "beta": 2, "pre": 3, "preview": 3,
              "c": 4, "rc": 4}
@@ -134,13 +136,13 @@ class Requirement:
 #: What must hold. A violated row is a *mismatch*: the tool does not work with that server.
 REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement(
-        "claude_code", "ollama", "0.14.0",
+        "claude_code", "ollama", API_MIN_VERSIONS["/v1/messages"],
         "Ollama serves the Anthropic Messages API (/v1/messages) only from 0.14.0; older "
         "servers answer '404 page not found' (the original's '0.5.0' is wrong)",
         "ollama commit 2b2cda7a 'api: implement anthropic api (#13600)', first in v0.14.0",
     ),
     Requirement(
-        "aider", "ollama", "0.2.0",
+        "aider", "ollama", API_MIN_VERSIONS["/v1/models"],
         "Aider lists models with GET /v1/models (Ollama 0.2.0+), and the server's warm-up "
         "only sticks when later requests without keep_alive keep the runner (0.2.0+)",
         "ollama commits 996bb1b85 and 955f2a4e0, first in v0.2.0",
