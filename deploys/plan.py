@@ -178,9 +178,6 @@ class Plan:
                 return p
         raise KeyError(name)
 
-    @property
-    def vpn_prefixlen(self) -> int:
-        return self.spec.vpn_subnet.prefixlen
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -675,9 +672,9 @@ def inventory_parts(inventory) -> dict[str, Any]:
                 network[key] = value
     return {
         "network": network,
-        "router": (routers[0].name, _data(routers[0])) if routers else None,
-        "server": (servers[0].name, _data(servers[0])) if servers else None,
-        "clients": [(h.name, _data(h)) for h in clients],
+        "router": (routers[0].name, _DataView(routers[0])) if routers else None,
+        "server": (servers[0].name, _DataView(servers[0])) if servers else None,
+        "clients": [(h.name, _DataView(h)) for h in clients],
         "extra_routers": [h.name for h in routers[1:]],
         "extra_servers": [h.name for h in servers[1:]],
     }
@@ -711,10 +708,6 @@ class _DataView(Mapping):
 
     def __len__(self) -> int:
         return len(self._host.data.dict())
-
-
-def _data(host) -> Mapping[str, Any]:
-    return _DataView(host)
 
 
 _CACHE: dict[int, Plan] = {}
