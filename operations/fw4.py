@@ -1,7 +1,7 @@
 """A model of OpenWrt firewall4 (fw4) semantics: UCI config -> chains -> packet verdicts.
 
-What is modelled (see ``/work/shared/reference/openwrt.md`` §D.2 and §D.2b, and the real fw4
-rulesets in ``/work/shared/fixtures/fw4/``, produced by firewall4 598d9fb = OpenWrt 23.05):
+What is modelled (see ``reference/openwrt.md (research notes, not shipped)`` §D.2 and §D.2b, and the real fw4
+rulesets in ``tests/fixtures/fw4/``, produced by firewall4 598d9fb = OpenWrt 23.05):
 
 * **Parsing**, in fw4's order: the first ``defaults`` section (later ones ignored; missing
   ``input``/``output``/``forward`` mean DROP), then ``zone``, ``rule``, ``forwarding`` and

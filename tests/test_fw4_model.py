@@ -20,7 +20,7 @@ import pytest
 
 from operations.fw4 import Firewall, Flow, RulesetLoadError, build, render_nft
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DEVICES = {"lan": "br-lan", "wan": "wan", "wan6": "wan", "wg0": "wg0", "dmz": "lan4",
            "loopback": "lo"}
 AI = "192.168.100.10"

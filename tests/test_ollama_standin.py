@@ -2,7 +2,7 @@
 
 tests/standins/ollama_api.py is a TEST STAND-IN for the Ollama HTTP API, used by the
 end-to-end tests in place of a real Ollama; it is never part of the product. Here every
-exchange in ``shared/fixtures/ollama-api`` is replayed against it, one case per file, on a
+exchange in ``tests/fixtures/ollama-api`` is replayed against it, one case per file, on a
 server imitating a release inside the exchange's ``ollama_version_min``/``_max`` range:
 status, the headers the exchange lists (and no Content-Type where it lists none), the
 exact wire framing (compact Go JSON, trailing newline or not, NDJSON lines, SSE blocks)
@@ -42,7 +42,7 @@ from tests.standins.ollama_api import (
 
 REPO = Path(__file__).resolve().parents[1]
 STANDIN = REPO / "tests" / "standins" / "ollama_api.py"
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "ollama-api"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ollama-api"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json")) if FIXTURES.is_dir() else []
 
 BASE_MODELS: list[Any] = ["llama3.2", "qwen3", "all-minilm"]

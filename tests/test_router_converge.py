@@ -22,7 +22,7 @@ from operations.secret import fingerprint
 from operations.uci import compute_changes
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "uci"
+FIXTURES = REPO / "tests" / "fixtures" / "uci"
 STANDIN = REPO / "tests" / "standins" / "uci"
 BUSYBOX = shutil.which("busybox")
 

@@ -2,7 +2,7 @@
 
 tests/standins/uci is a TEST STAND-IN for OpenWrt's ``uci`` 5781664d, used as the
 router's ``uci`` in end-to-end tests. It is never part of the product. Here it
-replays every golden transcript in ``shared/fixtures/uci`` and must match each
+replays every golden transcript in ``tests/fixtures/uci`` and must match each
 recorded step byte for byte: exit code, stdout, stderr, config files and the
 pending-change (delta) files. The recordings ran every argv as
 ``uci -c <dir>/etc/config -t <dir>/savedir <argv[1:]>``, and ``/var/.uci`` in an
@@ -28,7 +28,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 STANDIN = REPO / "tests" / "standins" / "uci"
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "uci"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "uci"
 SCENARIOS = sorted(FIXTURES.glob("*.json")) if FIXTURES.is_dir() else []
 ROUTER_SAVEDIR = "/var/.uci"  # in fixture argv: the scenario's save dir
 

@@ -54,11 +54,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 STANDINS_DIR = REPO / "tests" / "standins"
 OPENWRT_STANDINS_DIR = STANDINS_DIR / "openwrt"
 UCI_STANDIN = STANDINS_DIR / "uci"
-FACTORY_FIXTURE = SHARED / "fixtures" / "uci" / "wg_dmz_named_batch_first_apply.json"
+FACTORY_FIXTURE = REPO / "tests" / "fixtures" / "uci" / "wg_dmz_named_batch_first_apply.json"
 
 ROUTER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 EVENT_LOG = "tmp/standin-events.log"  # relative to the router root
@@ -232,8 +231,8 @@ def get_release(version: str) -> Release:
 def factory_configs() -> dict[str, str]:
     """The factory 23.05 configs of the uci fixtures (network, firewall, dhcp) + system."""
     if not FACTORY_FIXTURE.exists():
-        raise HarnessError(f"factory config fixture missing: {FACTORY_FIXTURE} (shared/ must sit"
-                           " next to the repository)")
+        raise HarnessError(f"factory config fixture missing: {FACTORY_FIXTURE} (tests/fixtures/uci is part of the"
+                           " repository)")
     data = json.loads(FACTORY_FIXTURE.read_text(encoding="utf-8"))
     configs = dict(data["initial_config"])
     configs.setdefault("system", FACTORY_SYSTEM_CONFIG)

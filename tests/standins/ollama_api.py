@@ -5,7 +5,7 @@ The real Ollama server cannot run in the test lab (Linux, no model weights may b
 downloaded), so the end-to-end tests talk to this stdlib-only HTTP server instead. It
 answers like Ollama on port 11434: same routes, status codes, headers, body shapes,
 error shapes, NDJSON/SSE framing and Go ``encoding/json`` byte format. Its behaviour is
-derived from the exchange corpus in ``shared/fixtures/ollama-api/`` (itself derived from
+derived from the exchange corpus in ``tests/fixtures/ollama-api/`` (itself derived from
 Ollama's source and tests at v0.33.0-rc2, v0.14.0 and v0.13.3); every exchange there
 replays against it (``tests/test_ollama_standin.py``).
 
