@@ -1,6 +1,8 @@
-"""The example home network of the spec: one OpenWrt router, one Mac server, two Mac clients.
+"""Your home network: one OpenWrt router, one Mac server, two Mac clients (an example to edit).
 
 Edit this file and ``inventories/group_data/*.py`` to describe your own network; nothing else.
+Run unedited, it stops before contacting anything and lists every ``FILL_IN(...)`` blank: the
+values only you know (addresses, logins, your public DNS name). Delete the hosts you do not have.
 Every field is documented in README.md ("The inventory, field by field").
 
 Groups are the roles: ``router`` (exactly one OpenWrt router), ``server`` (the Mac that runs
@@ -8,17 +10,20 @@ Ollama, in the DMZ), ``clients`` (Macs that reach it through the VPN). Phones an
 without SSH are declared as ``vpn_peers`` in ``group_data/all.py``.
 """
 
+from deploys.fill_in import FILL_IN, stop_until_filled_in
 from deploys.plan import validate_before_connect
 
-# Check the whole plan (addresses, subnets, peers, keys) before pyinfra contacts any host.
+# Check the whole plan (addresses, subnets, peers, keys) before pyinfra contacts any host;
+# first of all, that no FILL_IN blank is left.
 validate_before_connect()
+stop_until_filled_in()
 
 router = [
     (
         "router",
         {
             # how pyinfra reaches the router: from the LAN, as root (no sudo on OpenWrt)
-            "ssh_hostname": "192.168.1.1",
+            "ssh_hostname": FILL_IN("the router's address on your LAN, e.g. 192.168.1.1"),
         },
     ),
 ]
@@ -28,11 +33,13 @@ server = [
         "ai-server",
         {
             # reached from the LAN through the router (lan_to_dmz = True in group_data/all.py)
-            "ssh_hostname": "192.168.100.10",
-            "ssh_user": "admin",
+            "ssh_hostname": FILL_IN("the server's address as the controller reaches it, "
+                                    "e.g. 192.168.100.10"),
+            "ssh_user": FILL_IN("an admin login of the server Mac (not root), e.g. admin"),
             # its static address in the DMZ, and the MAC of its Ethernet port (static lease)
             "dmz_address": "192.168.100.10",
-            "dmz_mac": "52:54:00:a1:00:10",
+            "dmz_mac": FILL_IN("the MAC address of its Ethernet port (for the static lease), "
+                               "or delete this line"),
             "dmz_hostname": "ai-server",
             # server role (deploys/server_plan.py documents every field and its default):
             # Ollama as a LaunchAgent of ssh_user ("daemon" = LaunchDaemon, serves without login)
@@ -53,8 +60,9 @@ clients = [
     (
         "alice-mac",
         {
-            "ssh_hostname": "alice-mac.lan",
-            "ssh_user": "alice",
+            "ssh_hostname": FILL_IN("this Mac's name or address, e.g. alice-mac.lan "
+                                    "(or delete this client)"),
+            "ssh_user": FILL_IN("your login on this Mac, e.g. alice"),
             # VPN peer name on the router (section wgpeer_alice_mac); address picked automatically
             "vpn_name": "alice_mac",
             # client role: everything of group_data/clients.py (tunnel at boot, Aider, Claude)
@@ -63,8 +71,9 @@ clients = [
     (
         "bob-mac",
         {
-            "ssh_hostname": "bob-mac.lan",
-            "ssh_user": "bob",
+            "ssh_hostname": FILL_IN("this Mac's name or address, e.g. bob-mac.lan "
+                                    "(or delete this client)"),
+            "ssh_user": FILL_IN("your login on this Mac, e.g. bob"),
             "vpn_name": "bob_mac",
             "vpn_address": "10.10.10.3",  # an explicit VPN address (optional)
             # client role (deploys/client_plan.py): the tunnel only when Bob starts it

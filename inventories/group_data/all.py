@@ -1,10 +1,13 @@
 """Network-wide data for every host. Every field is explained in README.md."""
 
+from deploys.fill_in import FILL_IN
+
 # -- VPN (WireGuard on the router) ----------------------------------------------------------
 vpn_subnet = "10.10.10.0/24"  # addresses of the VPN; the router takes the first one
 vpn_port = 51820  # UDP port the router listens on (the only port open on the WAN)
 vpn_interface = "wg0"  # the router's WireGuard interface (UCI section and netdev name)
-vpn_endpoint = "vpn.example.org"  # public DNS name or IP the peers dial (DDNS name at home)
+# public DNS name or IP the peers dial (your DDNS name at home)
+vpn_endpoint = FILL_IN("the public DNS name or IP address your VPN peers dial, e.g. your DDNS name")
 vpn_keepalive = 25  # PersistentKeepalive for the peers' configs (seconds, 0 = off)
 
 # Devices without SSH (phones, tablets): they get a config file and a QR code.
