@@ -1,0 +1,94 @@
+"""A run without a terminal, and what a run says per host (``deploys/cli_hooks.py``): the pyinfra
+CLI as a user runs it, stdin from /dev/null, against a router over real OpenSSH (BusyBox ash,
+the uci stand-in)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploys.cli_hooks import NO_TERMINAL
+from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
+
+pytestmark = pytest.mark.ssh
+
+_MISSING = requirements_missing()
+if _MISSING:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
+    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+
+INVENTORY = """
+from deploys.plan import validate_before_connect
+validate_before_connect()
+_net = {network!r}
+router = [("router", {{**{router!r}, **_net}})]
+server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net,
+                          "dmz_address": "192.168.100.10"}})]
+"""
+
+
+def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pyinfra INVENTORY deploys/all.py --limit router ARGS`` with no terminal at all."""
+    return subprocess.run(
+        [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", "--limit", "router",
+         *args],
+        cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def per_host(run: subprocess.CompletedProcess[str]) -> list[str]:
+    """The lines after ``--> Per host:`` (one per host), without pyinfra's indentation."""
+    lines = run.stderr.splitlines()
+    start = lines.index("--> Per host:") + 1
+    out = []
+    for line in lines[start:]:
+        if not line.startswith("    "):
+            break
+        out.append(line.strip())
+    return out
+
+
+@pytest.fixture
+def router(tmp_path):
+    with OpenWrtHost(tmp_path, packages=("base-files", "busybox", "dropbear", "firewall4",
+                                         "libc", "uci")) as host:
+        yield host
+
+
+def test_no_terminal_no_traceback_no_question_without_changes(tmp_path, router):
+    network = {"vpn_endpoint": "vpn.example.org", "vpn_peers": [], "lan_to_dmz": False,
+               "secrets_dir": str(tmp_path / "secrets"),
+               "peer_output_dir": str(tmp_path / "peers")}
+    inventory = tmp_path / "inventory.py"
+    inventory.write_text(INVENTORY.format(network=network, router=router.inventory_data()))
+    factory = {p: router.read_config(p) for p in ("network", "firewall", "dhcp")}
+
+    # 1. changes to make, no terminal, no -y: one line naming -y, exit 2, nothing changed
+    first = pyinfra(inventory)
+    assert first.returncode == 2, first.stdout + first.stderr
+    both = first.stdout + first.stderr
+    assert "Traceback" not in both and "EOFError" not in both and "internal exception" not in both
+    assert NO_TERMINAL in first.stderr.splitlines()
+    assert {p: router.read_config(p) for p in factory} == factory
+    assert "--> Per host:" not in both
+
+    # 2. with -y: applied, and the per-host summary names what changed
+    second = pyinfra(inventory, "-y")
+    assert second.returncode == 0, second.stdout + second.stderr
+    summary = per_host(second)
+    assert len(summary) == 1 and summary[0].startswith("router  changed: "), summary
+    assert "OpenWrt: WireGuard, DMZ, firewall (uci)" in summary[0]
+    assert {p: router.read_config(p) for p in factory} != factory
+
+    # 3. nothing to change, no terminal, no -y: no question at all, exit 0
+    third = pyinfra(inventory)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "Press enter" not in third.stderr and NO_TERMINAL not in third.stderr
+    assert "--> No changes detected: nothing to confirm." in third.stderr
+    assert per_host(third) == ["router  no changes"]
