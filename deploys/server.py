@@ -53,6 +53,10 @@ settings = settings.resolve_user(state.get("user"))  # ssh_user unset: the login
 target = network_target(settings, plan)
 run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")))
 for warning in run.warnings:
+    # Advice on a choice the inventory made (a LaunchAgent needs its user's login after a
+    # reboot) is shown when the service is installed or changed, not again on every run.
+    if "runs as a LaunchAgent of" in warning and not run.ollama_changes:
+        continue
     logger.warning(f"{host.print_prefix}{warning}")
 if run.errors:
     raise DeployError(
