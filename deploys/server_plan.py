@@ -798,7 +798,8 @@ def server_run(
         run = server_run(settings, network_target(settings, plan), state)
         if run.errors: raise DeployError("\\n".join(run.errors))
     """
-    from facts.macos import find_competitors, version_tuple
+    from facts.macos import find_competitors
+    from facts.versions import version_tuple
     from facts.ollama import parse_models, strip_brew_revision
     from operations import launchd, templates
     from operations.macos import (

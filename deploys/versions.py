@@ -27,87 +27,10 @@ Example::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import total_ordering
 
 from facts.ollama import API_MIN_VERSIONS
-
-#: Pre-release labels and their order (all sort before the release itself).
-_PRE_RANK = {"dev": 0, "a": 1, "alpha": 1, "b": 2, "beta": 2, "pre": 3, "preview": 3,
-             "c": 4, "rc": 4}
-_VERSION_RE = re.compile(
-    r"(?<![\w.])v?(?P<release>\d+(?:\.\d+)*)"
-    r"(?:[-._~]?(?P<label>dev|alpha|beta|preview|pre|rc|a|b|c)[-._]?(?P<number>\d*))?"
-    r"(?P<local>\+[\w.]+)?(?![\w])",
-    re.IGNORECASE,
-)
-
-
-@total_ordering
-@dataclass(frozen=True, eq=False)
-class Version:
-    """A parsed version: release numbers plus an optional pre-release.
-
-    Equality and order ignore trailing zeros (``0.14 == 0.14.0``) and build metadata
-    (``+abc``). ``text`` is the version as it was written (without a ``v`` prefix).
-    """
-
-    release: tuple[int, ...]
-    pre: tuple[int, int] | None  # (rank of the label, number); None = a final release
-    text: str
-
-    @classmethod
-    def parse(cls, text: str) -> Version:
-        """Parse a version, or raise ``ValueError``. Only the first version in ``text`` counts
-        (``"ollama version is 0.14.0"`` -> ``0.14.0``)."""
-        found = parse_version(text)
-        if found is None:
-            raise ValueError(f"not a version: {text!r}")
-        return found
-
-    def _key(self) -> tuple:
-        release = list(self.release)
-        while len(release) > 1 and release[-1] == 0:
-            release.pop()
-        return (tuple(release), (1, 0, 0) if self.pre is None else (0, *self.pre))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return self._key() == other._key()
-
-    def __lt__(self, other: Version) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return self._key() < other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __str__(self) -> str:
-        return self.text
-
-    @property
-    def is_prerelease(self) -> bool:
-        return self.pre is not None
-
-
-def parse_version(text: str | None) -> Version | None:
-    """The first version found in ``text`` (a tool's ``--version`` output, a tag, a number),
-    or ``None``. Example: ``parse_version("2.1.39 (Claude Code)").release == (2, 1, 39)``."""
-    if not text:
-        return None
-    match = _VERSION_RE.search(str(text).strip())
-    if match is None:
-        return None
-    release = tuple(int(part) for part in match["release"].split("."))
-    pre = None
-    if match["label"]:
-        pre = (_PRE_RANK[match["label"].lower()], int(match["number"] or 0))
-    written = match.group(0)
-    written = written[1:] if written[:1] in "vV" else written
-    return Version(release, pre, written)
+from facts.versions import Version, parse_version  # the one version parser
 
 
 def compare(a: str, b: str) -> int:
@@ -189,7 +112,7 @@ def supports(tool: str, ollama_version: str | None) -> bool:
     """True when the server's Ollama version meets every requirement of ``tool``; False when
     it does not or is unknown (``None``, unparsable, or ``0.0.0`` = a development build)."""
     server = parse_version(ollama_version)
-    if server is None or server.release == (0, 0, 0):
+    if server is None or server.is_dev_build:
         return False
     return all(
         server >= Version.parse(r.minimum)
@@ -216,7 +139,7 @@ def check(versions: dict[str, str | None], tools: tuple[str, ...] | None = None)
         if req.tool not in tools:
             continue
         have = parsed.get(req.component)
-        if have is None or have.release == (0, 0, 0):
+        if have is None or have.is_dev_build:
             raw = versions.get(req.component)
             what = "a development build (0.0.0)" if have is not None else "unknown"
             findings.append(Finding(
@@ -233,7 +156,7 @@ def check(versions: dict[str, str | None], tools: tuple[str, ...] | None = None)
             ))
     for tested in TESTED:
         have = parsed.get(tested.component)
-        if have is None or have.release == (0, 0, 0):
+        if have is None or have.is_dev_build:
             continue
         if not Version.parse(tested.low) <= have <= Version.parse(tested.high):
             findings.append(Finding(

@@ -32,6 +32,7 @@ from facts.ollama import (
     parse_lsof_listeners,
     parse_ollama_processes,
 )
+from facts.versions import sort_key
 
 #: Where Homebrew lives on Apple silicon (``/usr/local`` is Intel).
 BREW_PREFIXES = ("/opt/homebrew", "/usr/local")
@@ -70,20 +71,6 @@ def parse_sw_vers(lines: Iterable[str]) -> dict[str, str]:
         if sep and key.strip() in keys:
             result[keys[key.strip()]] = value.strip()
     return result
-
-
-def version_tuple(version: str | None) -> tuple[int, ...]:
-    """``"14.2.1"`` -> ``(14, 2, 1)``; ``()`` when unparsable. Compare versions numerically:
-    ``"26.0"`` (Tahoe) is newer than ``"15.5"``."""
-    if not version:
-        return ()
-    parts = []
-    for piece in version.strip().split("."):
-        m = re.match(r"\d+", piece)
-        if not m:
-            break
-        parts.append(int(m.group()))
-    return tuple(parts)
 
 
 def parse_key_values(lines: Iterable[str], sep: str = "=") -> dict[str, str]:
@@ -375,7 +362,7 @@ def parse_print_disabled(lines: Iterable[str]) -> dict[str, bool]:
 def parse_brew_versions(opt_target: str | None, cellar: Iterable[str]) -> dict[str, Any]:
     """A formula's state from its ``opt`` link target (``../Cellar/ollama/0.32.3``) and its
     Cellar listing: ``{"installed": bool, "version": <linked>, "versions": [...]}``."""
-    versions = sorted((v.strip() for v in cellar if v.strip()), key=version_tuple)
+    versions = sorted((v.strip() for v in cellar if v.strip()), key=sort_key)
     linked = opt_target.rstrip("/").rsplit("/", 1)[-1] if opt_target else None
     return {
         "installed": bool(linked or versions),
@@ -558,7 +545,7 @@ class MacosInfo(FactBase):
     Example::
 
         info = host.get_fact(MacosInfo)
-        version_tuple(info["version"]) >= (14, 0)
+        parse_version(info["version"]) >= parse_version("14")  # facts.versions
     """
 
     @staticmethod

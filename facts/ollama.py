@@ -26,6 +26,8 @@ from typing import Any
 
 from pyinfra.api import FactBase
 
+from facts.versions import version_at_least
+
 #: First Ollama release serving each endpoint (from Ollama's git history).
 API_MIN_VERSIONS: dict[str, str] = {
     "/api/version": "0.1.14",
@@ -37,37 +39,6 @@ API_MIN_VERSIONS: dict[str, str] = {
     "/v1/responses": "0.13.3",
     "/v1/messages": "0.14.0",
 }
-
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:-([0-9A-Za-z.-]+))?(?:\+.*)?$")
-
-
-def version_key(version: str) -> tuple | None:
-    """A sortable key for an Ollama/semver version, or ``None`` if it is not one.
-
-    >>> version_key("0.14.0-rc1") < version_key("0.14.0") < version_key("0.14.1")
-    True
-    >>> version_key("0.9.0") < version_key("0.13.3")       # not string order
-    True
-    """
-    m = _VERSION.match(version.strip()) if isinstance(version, str) else None
-    if not m:
-        return None
-    major, minor, patch = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-    pre = m.group(4)
-    if pre is None:
-        return (major, minor, patch, 1, ())
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-    return (major, minor, patch, 0, parts)
-
-
-def version_at_least(version: str | None, minimum: str) -> bool | None:
-    """``True``/``False``, or ``None`` when ``version`` is unknown or a dev build (``0.0.0``)."""
-    if not version:
-        return None
-    key = version_key(version)
-    if key is None or key[:3] == (0, 0, 0):
-        return None
-    return key >= version_key(minimum)
 
 
 def api_support(version: str | None) -> dict[str, bool | None]:

@@ -30,8 +30,8 @@ from facts.macos import (
     Homebrew,
     NetworkServiceInfo,
     PmsetSettings,
-    version_tuple,
 )
+from facts.versions import parse_version
 
 #: Where a detached network change keeps its rollback job (root-owned; survives the SSH drop).
 NETAPPLY_DIR = "/var/tmp/pyinfra-netapply"
@@ -171,7 +171,8 @@ def brew_actions(
             meta = info.get(f) or {}
             current = installed.get(f, {}).get("version") or ""
             stable = meta.get("stable")
-            newer = bool(stable) and version_tuple(stable) > version_tuple(current.split("_")[0])
+            have, latest = parse_version(current), parse_version(stable)
+            newer = bool(latest) and (have is None or latest > have)
             if (meta.get("outdated") or newer) and not meta.get("pinned"):
                 upgrades.append(f)
     return {"install": install, "upgrade": upgrades}
