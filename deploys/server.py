@@ -1,6 +1,6 @@
 """Server role: converge the Apple silicon Mac (group ``server``) that runs Ollama in the DMZ.
 
-One read (``facts.macos.MacServerState``: macOS, hardware, Homebrew, launchd jobs and domains,
+One read (``facts.macserver.MacServerState``: macOS, hardware, Homebrew, launchd jobs and domains,
 managed files, competing servers, power, network service, and Ollama's ``/api/version``,
 ``/api/tags``, ``/api/ps``, in **one** SSH exec). Then a preflight that changes nothing when
 it fails (macOS >= 14, arm64, Homebrew, memory for the declared models, sudo where needed, a
@@ -39,7 +39,7 @@ from deploys.server_plan import (
     validate_server,
 )
 from facts.client import BrewPinned
-from facts.macos import MacServerState
+from facts.macserver import MacServerState
 from operations import client_brew, launchd, macos, ollama
 from operations.templates import HAPROXY_BIN
 

@@ -737,7 +737,7 @@ def managed_files(settings: ServerSettings) -> list[str]:
 
 
 def state_fact_args(settings: ServerSettings, upgrade_check: bool | None = None) -> dict:
-    """Arguments of ``facts.macos.MacServerState`` for this server."""
+    """Arguments of ``facts.macserver.MacServerState`` for this server."""
     return {
         "api": settings.api_address,
         "port": settings.port,
@@ -798,9 +798,9 @@ def server_run(
         run = server_run(settings, network_target(settings, plan), state)
         if run.errors: raise DeployError("\\n".join(run.errors))
     """
-    from facts.macos import find_competitors
-    from facts.versions import version_tuple
+    from facts.macserver import find_competitors
     from facts.ollama import parse_models, strip_brew_revision
+    from facts.versions import version_tuple
     from operations import launchd, templates
     from operations.macos import (
         brew_actions,

@@ -4,7 +4,7 @@
     pyinfra inventories/home.py deploys/uninstall.py --limit server
     pyinfra inventories/home.py deploys/uninstall.py --limit alice-mac
 
-**Server** (group ``server``): one read (``facts.macos.MacServerState``), then only what is
+**Server** (group ``server``): one read (``facts.macserver.MacServerState``), then only what is
 there: the ``com.haproxy`` and ``com.ollama`` launchd jobs are booted out of every domain they
 are loaded in (LaunchAgent and LaunchDaemon) and their plists deleted, HAProxy's config (and its
 directory when empty) and the logs are deleted, and with ``uninstall_revert_dhcp = True`` the
@@ -30,7 +30,7 @@ from deploys.server_plan import (
     state_fact_args,
     validate_server,
 )
-from facts.macos import MacServerState
+from facts.macserver import MacServerState
 from operations import launchd, macos
 from operations.macos import expand_home
 

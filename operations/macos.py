@@ -2,7 +2,7 @@
 network service (``networksetup``), with a safe way to change the link the SSH session uses.
 
 Every operation takes what it needs as arguments, plus ``state`` (the
-:class:`facts.macos.MacServerState` the deploy already read, so a run that changes nothing
+:class:`facts.macserver.MacServerState` the deploy already read, so a run that changes nothing
 costs no extra exec); when ``state`` is not given, the operation reads the narrower fact it
 needs. Commands that need root carry ``_sudo=True``; Homebrew never does (it refuses root).
 
@@ -24,10 +24,9 @@ from typing import Any
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
 
+from facts.homebrew import BREW_ENV, Homebrew
 from facts.macos import (
-    BREW_ENV,
     DnsServers,
-    Homebrew,
     NetworkServiceInfo,
     PmsetSettings,
 )

@@ -30,7 +30,7 @@ from typing import Any
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, StringCommand, operation
 
-from facts.macos import BREW_OLLAMA_LABEL, find_competitors
+from facts.macserver import BREW_OLLAMA_LABEL, find_competitors
 from facts.ollama import (
     OllamaLoaded,
     OllamaModels,
@@ -69,7 +69,7 @@ def _prefix() -> str:
 
 @operation()
 def stop_competitors(state: dict[str, Any], port: int | None = None, label: str = "com.ollama"):
-    """Stop Ollama servers that are not ours (see ``facts.macos.find_competitors``):
+    """Stop Ollama servers that are not ours (see ``facts.macserver.find_competitors``):
     brew services' ``homebrew.mxcl.ollama`` is booted out of its domain and its plist deleted
     (what ``brew services stop`` does, in the domain it is really loaded in), Ollama.app's
     processes are terminated. Ollama.app stays installed and stays a login item (that is only

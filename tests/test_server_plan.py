@@ -24,7 +24,7 @@ from deploys.server_plan import (
 )
 from operations.macos import sha256_text
 
-FIXTURES = Path(__file__).parent / "facts" / "macos.MacServerState"
+FIXTURES = Path(__file__).parent / "facts" / "macserver.MacServerState"
 BASE = {"ssh_user": "admin", "dmz_address": "192.168.100.10", "ollama_port": 11434}
 PLAN = SimpleNamespace(
     server_address=ipaddress.ip_address("192.168.100.10"),

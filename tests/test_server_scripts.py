@@ -24,7 +24,7 @@ import pytest
 from pyinfra.api import StringCommand
 from pyinfra.connectors.util import CommandOutput, OutputLine
 
-from facts.macos import parse_launchctl_print
+from facts.launchd import parse_launchctl_print
 from facts.ollama import parse_api_response, parse_loaded, parse_models
 from operations import launchd
 from operations.ollama import (

@@ -8,7 +8,7 @@ import pytest
 
 from deploys import versions as deploy_versions
 from facts import ollama
-from facts.macos import parse_brew_versions
+from facts.homebrew import parse_brew_versions
 from facts.versions import (
     Version,
     parse_version,
