@@ -54,3 +54,53 @@ def test_the_package_list_is_one_script():
     assert len(listed) == len(set(listed))
     ci = (REPO / ".ci" / "run").read_text()
     assert "apt-get" not in ci and "haproxy" not in ci
+
+
+def layout() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```\n(.+?)\n```", section, re.S)[0]
+
+
+def tracked_top_level() -> set[str]:
+    """Top-level entries of the checkout that git tracks (or, without git, that it does not
+    ignore), directories with a trailing slash."""
+    import subprocess
+
+    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    if names.returncode == 0 and names.stdout:
+        firsts = {line.split("/", 1)[0] + ("/" if "/" in line else "")
+                  for line in names.stdout.splitlines()}
+        return {n for n in firsts if (REPO / n.rstrip("/")).exists()}
+    ignored = [line.strip().rstrip("/") for line in (REPO / ".gitignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    from fnmatch import fnmatch
+
+    return {p.name + ("/" if p.is_dir() else "") for p in REPO.iterdir()
+            if p.name != ".git" and not any(fnmatch(p.name, pat) for pat in ignored)}
+
+
+def test_layout_lists_exactly_the_top_level_of_the_tree():
+    listed = [line.split()[0] for line in layout().splitlines() if line and not line[0].isspace()]
+    assert len(listed) == len(set(listed)) >= 8
+    assert set(listed) == tracked_top_level()
+
+
+def test_files_the_layout_names_exist():
+    """``name.py`` (or ``name/``, ``sub/name.sh``) on a directory's lines is in that dir."""
+    current = None
+    missing = []
+    for line in layout().splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0]
+            words = line.split()[1:]
+        else:
+            words = line.split()
+        if not current or not current.endswith("/"):
+            continue
+        for word in words:
+            name = word.strip("(),;:")
+            if re.fullmatch(r"[\w./-]+\.(py|sh)|[a-z_]+/", name) and name != current:
+                if not (REPO / current / name).exists():
+                    missing.append(current + name)
+    assert missing == []
