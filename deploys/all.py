@@ -11,13 +11,9 @@ cache) for inventories that do not register that check.
 
 from pyinfra import host, local
 
-from deploys import cli_hooks
 from deploys.plan import current_plan
 
 current_plan()
-# no question when nothing changes, one line instead of a traceback without a terminal, and a
-# per-host summary of what changed (deploys/cli_hooks.py)
-cli_hooks.install()
 
 # configure_host = False: the host is in the inventory for its data (a VPN peer, the server's
 # address), but this run does not touch it.

@@ -1,7 +1,7 @@
 """How a run talks to the user, on top of pyinfra 3.10's CLI (``pyinfra_cli.cli``).
 
-``install()`` (called by ``deploys/all.py`` and, earlier still, by the inventory files) changes
-three things of the CLI run it is loaded in:
+``install()`` (called by ``config.py``, pyinfra's config file at the repository root, which
+pyinfra runs before anything else) changes three things of the CLI run it is loaded in:
 
 - **No changes, no question.** pyinfra asks "Press enter to execute..." after change detection
   even when nothing would change; the run now goes on without asking.

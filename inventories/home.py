@@ -10,7 +10,6 @@ Ollama, in the DMZ), ``clients`` (Macs that reach it through the VPN). Phones an
 without SSH are declared as ``vpn_peers`` in ``group_data/all.py``.
 """
 
-from deploys import cli_hooks
 from deploys.fill_in import FILL_IN, stop_until_filled_in
 from deploys.plan import validate_before_connect
 
@@ -18,7 +17,6 @@ from deploys.plan import validate_before_connect
 # first of all, that no FILL_IN blank is left.
 validate_before_connect()
 stop_until_filled_in()
-cli_hooks.install()  # no traceback without a terminal (deploys/cli_hooks.py)
 
 router = [
     (

@@ -20,11 +20,9 @@ import json
 import os
 from pathlib import Path
 
-from deploys import cli_hooks
 from deploys.plan import NETWORK_DEFAULTS, validate_before_connect
 
 validate_before_connect()
-cli_hooks.install()  # no traceback without a terminal (deploys/cli_hooks.py)
 
 _LAB = Path(os.environ.get("SSOL_LAB_DIR") or Path(__file__).resolve().parents[1] / ".lab")
 try:

@@ -27,16 +27,17 @@ from deploys.plan import validate_before_connect
 validate_before_connect()
 _net = {network!r}
 router = [("router", {{**{router!r}, **_net}})]
+# nothing listens on port 9: the server fails to connect when it is not left out (--limit)
 server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net,
                           "dmz_address": "192.168.100.10"}})]
 """
 
 
-def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def pyinfra(inventory: Path, *args: str, limit: tuple[str, ...] = ("--limit", "router")
+            ) -> subprocess.CompletedProcess[str]:
     """``pyinfra INVENTORY deploys/all.py --limit router ARGS`` with no terminal at all."""
     return subprocess.run(
-        [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", "--limit", "router",
-         *args],
+        [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", *limit, *args],
         cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
@@ -92,3 +93,15 @@ def test_no_terminal_no_traceback_no_question_without_changes(tmp_path, router):
     assert "Press enter" not in third.stderr and NO_TERMINAL not in third.stderr
     assert "--> No changes detected: nothing to confirm." in third.stderr
     assert per_host(third) == ["router  no changes"]
+
+    # 4. a host that cannot be reached: FAILED in the summary, exit 1
+    fourth = pyinfra(inventory, "-y", limit=())
+    assert fourth.returncode == 1, fourth.stdout + fourth.stderr
+    assert per_host(fourth) == ["router     no changes", "ai-server  FAILED (not connected)"]
+
+    # 5. the same without -y and without a terminal: pyinfra's "continue?" is answered no,
+    #    without a traceback
+    fifth = pyinfra(inventory, limit=())
+    assert fifth.returncode == 1, fifth.stdout + fifth.stderr
+    assert "No terminal to answer on: not continuing." in fifth.stderr
+    assert "Traceback" not in fifth.stderr and "EOFError" not in fifth.stderr
