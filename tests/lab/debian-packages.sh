@@ -1,6 +1,6 @@
 #!/bin/sh
-# The Debian/Ubuntu packages this project needs on the controller: python3-venv for the virtual
-# environment of README.md's two commands, and what the lab (python3 -m tests.lab) and the
+# The Debian/Ubuntu packages this project needs on the controller: python3 and python3-venv for the
+# virtual environment of README.md's two commands, and what the lab (python3 -m tests.lab) and the
 # end-to-end tests run: real OpenSSH servers, BusyBox ash (the router's shell), WireGuard,
 # nftables, HAProxy, zbarimg (reads the QR codes back), zsh, awk and sudo of the fake Macs.
 #
@@ -11,7 +11,7 @@
 # installed, so a normal user can run the test command once root has installed them.
 set -eu
 
-PACKAGES="python3-venv openssh-server openssh-client busybox util-linux coreutils
+PACKAGES="python3 python3-venv openssh-server openssh-client busybox util-linux coreutils
 wireguard-tools wireguard-go nftables iproute2 iputils-ping curl haproxy zbar-tools
 zsh original-awk sudo"
 
