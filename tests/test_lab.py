@@ -206,6 +206,9 @@ def test_converge_from_factory_state_on_every_host(lab, converged):
     assert counts["router"]["uploads"] == 1, lab.commands("router")
     assert counts["router"]["execs"] <= 6, lab.commands("router")
     assert events == ["network reload", "dnsmasq reload", "firewall reload"]
+    # the LaunchAgent advice comes with the service's installation; the summary names each host
+    assert output(run).count("Ollama runs as a LaunchAgent of") == 1, output(run)
+    assert "--> Per host:" in output(run) and "    server   changed: " in output(run)
     netifd = [line.split("] ", 1)[1] for line in lab.router_file("/tmp/lab-standin.log")
               .read_text().splitlines() if "] interface " in line]
     assert {"interface wg0: up", "interface dmz: up"} <= set(netifd), netifd
@@ -277,6 +280,8 @@ def test_second_run_changes_nothing(lab, converged):
     run = pyinfra(lab)
     assert run.returncode == 0, output(run)
     assert changed_operations(run) == "-", output(run)
+    # nothing to confirm, and no advice repeated on a run that changes nothing
+    assert "Press enter" not in output(run) and "LaunchAgent" not in output(run), output(run)
     counts = lab.counts(mark)
     print("\nexecs per host, no-op:", {h: counts[h]["execs"] for h in ALL_MANAGED})
     assert counts["router"]["uploads"] == 0 and counts["router"]["execs"] <= 2, counts
