@@ -149,12 +149,24 @@ def isolation_targets(plan, server_port: int) -> list[tuple[str, str, int]]:
     ]
 
 
+def suite_args(plan, settings, source: str | None) -> dict:
+    """``run_suite`` arguments for the plan's server: its URL, the first warm (else declared)
+    model, proxy mode from its data, and isolation targets when ``source`` (this controller's
+    address towards the server) is on the VPN."""
+    from deploys.client_plan import server_base_url
+
+    model = (settings.warm_models or settings.models or (None,))[0]
+    on_vpn = source is not None and ipaddress.ip_address(source) in plan.vpn_subnet
+    return {"base_url": server_base_url(plan.server_address, plan.ollama_port),
+            "model": getattr(model, "name", None), "proxy": settings.proxy == "haproxy",
+            "isolate": isolation_targets(plan, plan.ollama_port) if on_vpn else []}
+
+
 def _deploy() -> None:
     from pyinfra import host, logger
     from pyinfra.api.exceptions import DeployError
     from pyinfra.operations import python
 
-    from deploys.client_plan import server_base_url
     from deploys.plan import current_plan
     from deploys.server_plan import validate_server
     from deploys.versions import route_source
@@ -165,19 +177,13 @@ def _deploy() -> None:
     settings, errors = validate_server(host.name, host.data.dict())
     if settings is None:
         raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
-    base_url = server_base_url(plan.server_address, plan.ollama_port)
-    model = (settings.warm_models or settings.models or (None,))[0]
-    model_name = getattr(model, "name", None)
-    isolate: list[tuple[str, str, int]] = []
-    source = route_source(str(plan.server_address))
-    if source and ipaddress.ip_address(source) in plan.vpn_subnet:
-        isolate = isolation_targets(plan, plan.ollama_port)
+    args = suite_args(plan, settings, route_source(str(plan.server_address)))
+    base_url, model_name = args["base_url"], args["model"]
     json_path = host.data.get("verify_json")
     junit_path = host.data.get("verify_junit")
 
     def run() -> None:
-        results = run_suite(base_url, model=model_name, proxy=settings.proxy == "haproxy",
-                            isolate=isolate)
+        results = run_suite(**args)
         for r in results:
             (logger.error if r.status == "failed" else logger.info)(
                 f"{host.print_prefix}{line(r)}")

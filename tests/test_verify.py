@@ -379,3 +379,33 @@ def test_command_bad_arguments_exit_2_without_traceback(args, message):
     run = verify(*args)
     assert run.returncode == 2
     assert message in run.stderr and "Traceback" not in run.stderr
+
+
+# -- the pyinfra deploy's arguments --------------------------------------------------------
+
+
+def test_the_deploy_takes_model_proxy_and_isolation_from_the_plan(tmp_path):
+    from deploys.keys import KeyStore
+    from deploys.plan import materialize, validate
+    from deploys.server_plan import validate_server
+    from deploys.verify import suite_args
+
+    spec = validate(network={"vpn_subnet": "10.10.10.0/24", "vpn_endpoint": "vpn.example.org",
+                             "dmz_subnet": "192.168.100.0/24", "lan_subnet": "192.168.1.0/24",
+                             "dmz_device": "lan4"},
+                    router=("router", {}), server=("ai-server", {"dmz_address": "192.168.100.10"}),
+                    clients=[("alice-mac", {"vpn_name": "alice_mac"})])
+    plan = materialize(spec, KeyStore(tmp_path / "secrets"))
+    settings, errors = validate_server("ai-server", {
+        "ssh_user": "admin", "dmz_address": "192.168.100.10", "proxy": "haproxy",
+        "ollama_models": ["llama3.2", {"name": "qwen2.5-coder:32b", "warm": True}]})
+    assert settings is not None, errors
+    from_lan = suite_args(plan, settings, "192.168.1.50")
+    assert from_lan == {"base_url": "http://192.168.100.10:11434", "model": "qwen2.5-coder:32b",
+                        "proxy": True, "isolate": []}
+    from_vpn = suite_args(plan, settings, "10.10.10.2")
+    assert ("lan", "192.168.1.1", 22) in from_vpn["isolate"]
+    assert {label for label, _, _ in from_vpn["isolate"]} == {"lan", "router", "peer",
+                                                              "internet"}
+    peer_target = next(h for label, h, _ in from_vpn["isolate"] if label == "peer")
+    assert peer_target not in {str(p.address) for p in plan.peers} | {"10.10.10.1"}

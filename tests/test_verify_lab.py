@@ -112,3 +112,12 @@ def test_isolation_checks_fail_where_the_target_is_reachable(lab, tunnels):
                       "--isolate", f"internet={t.INET_ADDRESS}:443")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "0 passed, 2 failed, 2 skipped of 4 checks" in run.stdout
+
+
+def test_the_pyinfra_deploy_queues_the_suite_for_the_plans_server(lab):
+    run = subprocess.run(
+        [sys.executable, "-m", "pyinfra", "inventories/lab.py", "deploys/verify.py", "--dry"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "SSOL_LAB_DIR": str(lab.dir), "PYTHONDONTWRITEBYTECODE": "1"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"API acceptance suite against {OLLAMA}" in run.stdout + run.stderr
