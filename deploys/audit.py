@@ -24,7 +24,7 @@ from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 from pyinfra.context import state as pyinfra_state
 
-from deploys.audit_report import RESULTS, HostAudit, document, dumps, table
+from deploys.audit_report import RESULTS, HostAudit, cross_check, document, dumps, table
 from deploys.plan import current_plan
 
 plan = current_plan()
@@ -68,6 +68,10 @@ if not _json:
 _active = [h.name for h in pyinfra_state.inventory.get_active_hosts()]
 if set(_active) <= set(_done):
     audits = [_done[name] for name in _active]
+    for changed in cross_check(audits):
+        if not _json:
+            print(table(HostAudit(changed.host, changed.role, changed.findings[-1:])),
+                  flush=True)
     drifted = [a.host for a in audits if a.drift]
     doc = document(audits)
     if _json in ("1", "true", "yes", "-"):

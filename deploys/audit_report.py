@@ -64,6 +64,27 @@ def table(audit: HostAudit) -> str:
     return "\n".join(lines)
 
 
+def cross_check(audits: list[HostAudit]) -> list[HostAudit]:
+    """Checks between hosts read in the same run: each client's tunnel config names the
+    public key the LIVE router's interface has. Adds the finding to the client's audit and
+    returns the audits it changed."""
+    router = next((a for a in audits if a.role == "router"), None)
+    live = ((router.values.get("wireguard") or {}).get("public_key")
+            if router is not None else None)
+    changed = []
+    for a in audits:
+        keys = (a.values.get("tunnel") or {}).get("peer_public_keys") if a.role == "client" \
+            else None
+        if not live or not keys:
+            continue
+        ok = keys == [live]
+        a.add("tunnel", "router key", "ok" if ok else "drift",
+              "= the live router's public key" if ok else
+              f"{', '.join(keys)} is not the live router's {live}")
+        changed.append(a)
+    return changed
+
+
 def document(audits: list[HostAudit]) -> dict[str, Any]:
     """The JSON document of a whole audit run."""
     return {"drift": any(a.drift for a in audits),

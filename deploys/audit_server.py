@@ -105,6 +105,17 @@ def audit_server_state(host: str, settings: ServerSettings, plan: Any,
         why = "missing" if not have else "differs from the plan" if have != sha256_text(
             run.ollama_plist or "") else "as planned but not what launchd runs"
         audit.add("service", "plist", "drift", f"{plist or 'plist'} {why} (plan: {env})")
+    live_keys = set(job.get("environment_keys") or [])
+    if domain is not None and live_keys:
+        want_keys = set(settings.environment())
+        missing = sorted(want_keys - live_keys)
+        extra = sorted(k for k in live_keys - want_keys if k.startswith("OLLAMA_"))
+        audit.add("service", "environment", "drift" if missing or extra else "ok",
+                  (f"launchd runs it without {', '.join(missing)}" if missing else "")
+                  + ("; " if missing and extra else "")
+                  + (f"with unplanned {', '.join(extra)}" if extra else "")
+                  or "the job's OLLAMA_* variables are the plan's: "
+                  + ", ".join(sorted(want_keys)))
     if settings.proxy == "haproxy":
         hdomain, hjob = _job(state, LABEL_HAPROXY)
         if run.haproxy_changes or hjob.get("state") != "running":

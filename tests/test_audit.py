@@ -256,3 +256,15 @@ def test_json_document_and_table():
         "detail": "declared, not installed"}
     assert table(b).splitlines()[0] == "h2 (client): no drift"
     assert os.linesep not in table(a).splitlines()[-1]
+
+
+def test_cross_check_of_the_clients_router_key():
+    from deploys.audit_report import cross_check
+
+    router = HostAudit("router", "router", values={"wireguard": {"public_key": "LIVE="}})
+    good = HostAudit("a", "client", values={"tunnel": {"peer_public_keys": ["LIVE="]}})
+    bad = HostAudit("b", "client", values={"tunnel": {"peer_public_keys": ["OLD="]}})
+    assert cross_check([router, good, bad]) == [good, bad]
+    assert good.drift == [] and good.findings[-1].detail == "= the live router's public key"
+    assert bad.drift[0].detail == "OLD= is not the live router's LIVE="
+    assert cross_check([good]) == []  # no router in this run: nothing to compare

@@ -203,3 +203,17 @@ def test_client_audit_fact_splits_user_and_root_sides():
     assert fact["tunnel"]["files"][conf]["mode"] == "-rw-------"
     failed = parse_audit(out[:2] + ["sudo-failed", "##pyinfra-client-audit##end"])
     assert failed["tunnel"]["readable"] is False
+
+
+def test_server_environment_keys_against_the_plan(plan):
+    fact = server_fact("converged_agent_composed")
+    same = audit_server_state("ai-server", server_settings(ollama_keep_alive="24h"), plan, fact)
+    assert by_item(same, "service")["environment"] == (
+        "ok", "the job's OLLAMA_* variables are the plan's: OLLAMA_HOST, OLLAMA_KEEP_ALIVE")
+    more = audit_server_state("ai-server", server_settings(
+        ollama_keep_alive="24h", ollama_context_length=8192), plan, fact)
+    assert by_item(more, "service")["environment"] == (
+        "drift", "launchd runs it without OLLAMA_CONTEXT_LENGTH")
+    less = audit_server_state("ai-server", server_settings(), plan, fact)
+    assert by_item(less, "service")["environment"] == (
+        "drift", "with unplanned OLLAMA_KEEP_ALIVE")
