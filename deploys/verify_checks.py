@@ -23,14 +23,32 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
+from deploys.verify_http import (  # noqa: F401 (Exchange, sse: part of this module's API)
+    CheckFailed,
+    Context,
+    Exchange,
+    Result,
+    Skip,
+    _excerpt,
+    _short,
+    _sse_json,
+    expect,
+    sse,
+)
+from deploys.verify_network import (  # noqa: F401 (tcp_connects: part of this API)
+    BLOCKED,
+    ISOLATION_LABELS,
+    _isolated,
+    _proxy_blocked,
+    proxy_allowed,
+    tcp_connects,
+)
 from facts.ollama import API_MIN_VERSIONS, version_at_least
 
 UNKNOWN_MODEL = "nonexistent-model-xyz"
@@ -41,158 +59,6 @@ MIN_JSON_MODE = "0.1.24"
 MIN_RESPONSES_FULL = "0.14.2"  # the full Responses object (0.13.3-0.14.1: a minimal one)
 MIN_TOOL_STREAM = "0.12.10"  # tool calls streamed with ids
 MIN_ANTHROPIC_TOOL_STREAM = "0.18.0"  # before: tool_use blocks streamed with a quirk
-
-#: Outside HAProxy's allowlist (operations.templates.ALLOWED_PATHS): must answer 403. Bodies are
-#: empty objects, which Ollama itself rejects with 400 before doing anything.
-BLOCKED: dict[str, list[tuple[str, str]]] = {
-    "model store (pull, push, create, copy, delete, blobs)": [
-        ("POST", "/api/pull"), ("POST", "/api/push"), ("POST", "/api/create"),
-        ("POST", "/api/copy"), ("DELETE", "/api/delete"),
-        ("HEAD", "/api/blobs/sha256:" + "0" * 64),
-    ],
-    "native inference (generate, chat, embed, ps)": [
-        ("POST", "/api/generate"), ("POST", "/api/chat"), ("POST", "/api/embed"),
-        ("POST", "/api/embeddings"), ("GET", "/api/ps"),
-    ],
-    "other paths (completions, embeddings, root, encoded dots)": [
-        ("POST", "/v1/completions"), ("POST", "/v1/embeddings"), ("GET", "/"),
-        ("GET", "/v1/models/%2e%2e/api/ps"),
-    ],
-}
-
-
-@dataclass
-class Exchange:
-    """One request the suite sent and what came back (body decoded as text)."""
-
-    method: str
-    path: str
-    request: Any
-    status: int
-    content_type: str
-    body: str
-    stream: bool = False
-
-
-@dataclass
-class Result:
-    id: str
-    group: str
-    name: str
-    status: str  # passed | failed | skipped
-    reason: str = ""
-    seconds: float = 0.0
-    exchanges: list[Exchange] = field(default_factory=list)
-
-
-class CheckFailed(Exception):
-    """The check's expectation did not hold (the message says which)."""
-
-
-class Skip(Exception):
-    """The check does not apply (the message says why)."""
-
-
-@dataclass
-class Context:
-    base_url: str
-    timeout: float
-    model: str | None
-    version: str | None
-    proxy: bool
-    isolate: list[tuple[str, str, int]]
-    session: requests.Session
-    exchanges: list[Exchange] = field(default_factory=list)
-
-    # -- HTTP ----------------------------------------------------------------------------
-
-    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-             stream: bool = False, headers: dict[str, str] | None = None) -> Exchange:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        hdrs = {"Authorization": "Bearer ollama", **(headers or {})}
-        if data is not None:
-            hdrs.setdefault("Content-Type", "application/json")
-        try:
-            resp = self.session.request(method, self.base_url + path, data=data, headers=hdrs,
-                                        timeout=(min(self.timeout, 10.0), self.timeout),
-                                        allow_redirects=False, stream=stream)
-            text = resp.content.decode("utf-8", "replace")
-        except requests.RequestException as err:
-            raise CheckFailed(f"{method} {path}: no answer ({_short(err)})") from None
-        ex = Exchange(method, path, body if raw is None else raw.decode("utf-8", "replace"),
-                      resp.status_code, resp.headers.get("Content-Type", ""), text, stream)
-        self.exchanges.append(ex)
-        return ex
-
-    def json(self, method: str, path: str, body: Any = None, *, status: int = 200,
-             headers: dict[str, str] | None = None) -> Any:
-        ex = self.call(method, path, body, headers=headers)
-        expect(ex.status == status, f"{method} {path}: HTTP {ex.status}, expected {status}"
-               f"{_excerpt(ex.body)}")
-        try:
-            return json.loads(ex.body)
-        except ValueError:
-            raise CheckFailed(f"{method} {path}: body is not JSON{_excerpt(ex.body)}") from None
-
-    def need(self, minimum: str, what: str) -> None:
-        if self.version is not None and version_at_least(self.version, minimum) is False:
-            raise Skip(f"{what} needs Ollama >= {minimum}; the server runs {self.version}")
-
-    def need_model(self) -> str:
-        if not self.model:
-            raise Skip("no model installed (ollama pull llama3.2)")
-        return self.model
-
-
-def expect(condition: object, message: str) -> None:
-    if not condition:
-        raise CheckFailed(message)
-
-
-def _short(err: BaseException) -> str:
-    text = str(err)
-    m = re.search(r"(Connection refused|timed out|Name or service not known|No route to host"
-                  r"|Network is unreachable)", text)
-    return m.group(1) if m else (text[:160] or type(err).__name__)
-
-
-def _excerpt(body: str) -> str:
-    body = body.strip()
-    return f": {body[:200]}" if body else ""
-
-
-def sse(text: str) -> list[tuple[str | None, str]]:
-    """``(event name or None, data)`` for each SSE block of ``text``."""
-    out = []
-    for block in re.split(r"\r?\n\r?\n", text):
-        if not block.strip():
-            continue
-        event, data = None, []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].lstrip(" "))
-        out.append((event, "\n".join(data)))
-    return out
-
-
-def _sse_json(ex: Exchange, what: str) -> list[tuple[str | None, Any]]:
-    expect(ex.status == 200, f"{what}: HTTP {ex.status}, expected 200{_excerpt(ex.body)}")
-    expect(ex.content_type.startswith("text/event-stream"),
-           f"{what}: Content-Type {ex.content_type!r}, expected text/event-stream")
-    events = []
-    for name, data in sse(ex.body):
-        if data == "[DONE]":
-            events.append((name, "[DONE]"))
-            continue
-        try:
-            events.append((name, json.loads(data)))
-        except ValueError:
-            raise CheckFailed(f"{what}: an event's data is not JSON: {data[:120]!r}") from None
-    expect(events, f"{what}: no events in the stream")
-    return events
-
 
 # -- native --------------------------------------------------------------------------------
 
@@ -605,56 +471,6 @@ def anthropic_errors(c: Context) -> None:
                      "missing max_tokens")
 
 
-# -- proxy mode ----------------------------------------------------------------------------
-
-
-def _proxy_blocked(paths: list[tuple[str, str]]) -> Callable[[Context], None]:
-    def check(c: Context) -> None:
-        if not c.proxy:
-            raise Skip("not in proxy mode (--proxy)")
-        wrong = []
-        for method, path in paths:
-            ex = c.call(method, path, raw=b"" if method in ("GET", "HEAD") else b"{}")
-            if ex.status != 403:
-                wrong.append(f"{method} {path} -> {ex.status}")
-        expect(not wrong, "must answer 403: " + ", ".join(wrong))
-    return check
-
-
-def proxy_allowed(c: Context) -> None:
-    if not c.proxy:
-        raise Skip("not in proxy mode (--proxy)")
-    wrong = []
-    for path in ("/api/version", "/api/tags", "/v1/models"):
-        ex = c.call("GET", path)
-        if ex.status != 200:
-            wrong.append(f"GET {path} -> {ex.status}")
-    expect(not wrong, "the allowlist must reach Ollama: " + ", ".join(wrong))
-
-
-# -- isolation -----------------------------------------------------------------------------
-
-
-def _isolated(label: str) -> Callable[[Context], None]:
-    def check(c: Context) -> None:
-        targets = [(h, p) for lab, h, p in c.isolate if lab == label]
-        if not targets:
-            raise Skip(f"no {label} target (run from a VPN peer with --isolate {label}=HOST:PORT)")
-        reached = [f"{h}:{p}" for h, p in targets if tcp_connects(h, p, min(c.timeout, 3.0))]
-        expect(not reached, f"reachable from here, must not be: {', '.join(reached)}")
-    return check
-
-
-def tcp_connects(host: str, port: int, timeout: float) -> bool:
-    """Whether a TCP connection to ``host:port`` is accepted (refused/unreachable/timeout: no)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-ISOLATION_LABELS = ("lan", "router", "peer", "internet")
 
 #: (id, group, name, function), in the order they run.
 CHECKS: list[tuple[str, str, str, Callable[[Context], None]]] = [
