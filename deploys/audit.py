@@ -69,8 +69,10 @@ _active = [h.name for h in pyinfra_state.inventory.get_active_hosts()]
 if set(_active) <= set(_done):
     audits = [_done[name] for name in _active]
     for changed in cross_check(audits):
+        f = changed.findings[-1]
         if not _json:
-            print(table(HostAudit(changed.host, changed.role, changed.findings[-1:])),
+            print(f"cross-check {changed.host}: {f.area} {f.item} "
+                  f"{f.status.upper() if f.status == 'drift' else f.status}  {f.detail}",
                   flush=True)
     drifted = [a.host for a in audits if a.drift]
     doc = document(audits)
