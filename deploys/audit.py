@@ -9,7 +9,7 @@
 
 * router (``facts.wireguard.RouterAudit``: the uci export + ``wg show <if> dump`` with the
   keys removed on the router): ``deploys/audit_router.py``;
-* server (``facts.macos.MacServerState``): ``deploys/audit_server.py``;
+* server (``facts.macserver.MacServerState``): ``deploys/audit_server.py``;
 * clients (``facts.client_audit.ClientAudit``): ``deploys/audit_client.py``.
 
 Every host prints a table (``AREA ITEM STATUS DETAIL``); ``DRIFT`` rows differ from the plan,

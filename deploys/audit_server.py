@@ -1,4 +1,4 @@
-"""The Mac server's drift audit, from one read (``facts.macos.MacServerState``).
+"""The Mac server's drift audit, from one read (``facts.macserver.MacServerState``).
 
 :func:`audit_server_state` compares that read with the server's settings, reusing the server
 role's own decisions (``deploys.server_plan.server_run``: what a run would change):
@@ -34,7 +34,7 @@ from facts.ollama import API_MIN_VERSIONS, api_support, parse_loaded, parse_mode
 
 def audit_server(host: Any, plan: Any) -> HostAudit:
     """The pyinfra side: validate the host's data, read the state once, audit it."""
-    from facts.macos import MacServerState
+    from facts.macserver import MacServerState
 
     settings, errors = validate_server(host.name, host.data.dict())
     if settings is None:
@@ -55,7 +55,7 @@ def _job(state: Mapping[str, Any], label: str) -> tuple[str | None, dict[str, An
 
 def audit_server_state(host: str, settings: ServerSettings, plan: Any,
                        state: Mapping[str, Any]) -> HostAudit:
-    """Compare a :class:`facts.macos.MacServerState` value with the settings."""
+    """Compare a :class:`facts.macserver.MacServerState` value with the settings."""
     from operations.macos import sha256_text
 
     audit = HostAudit(host, "server")

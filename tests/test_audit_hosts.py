@@ -45,7 +45,7 @@ def plan(tmp_path):
 
 
 def server_fact(name: str) -> dict:
-    return json.loads((FACTS / "macos.MacServerState" / f"{name}.json").read_text())["fact"]
+    return json.loads((FACTS / "macserver.MacServerState" / f"{name}.json").read_text())["fact"]
 
 
 def server_settings(**data):
