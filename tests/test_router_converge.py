@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.invariants import check
+from firewall.proof import check
 from deploys.keys import KeyStore
 from deploys.plan import materialize, validate
 from deploys.router_config import current_defaults_forward, desired_router_config

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.invariants import check
+from firewall.proof import check
 from deploys.keys import KeyStore
 from deploys.plan import materialize, validate
 from facts.openwrt import parse_uci_export

@@ -1,5 +1,5 @@
 """TEST STAND-IN for OpenWrt's firewall4 (``fw4``, driven by ``/etc/init.d/firewall``), for the
-lab router. NOT fw4: it builds the project's model of fw4 (``operations/fw4.py``) from
+lab router. NOT fw4: it builds the project's model of fw4 (the ``firewall`` package) from
 ``uci -n export firewall`` + ``network`` and loads ``render_nft(...)`` -- whose rule lines equal
 real fw4 23.05 output for the fixture configs -- into the router's namespace with the host's
 real ``nft -f``: one atomic replace of ``table inet fw4`` (a ruleset that does not load leaves the
@@ -46,7 +46,7 @@ def devices() -> dict[str, str]:
 
 
 def ruleset(devmap: dict[str, str]) -> str:
-    from operations.fw4 import build, render_nft
+    from firewall import build, render_nft
 
     fw = build({"network": uci_export("network"), "firewall": uci_export("firewall")}, devmap)
     for finding in fw.warnings:

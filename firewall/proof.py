@@ -1,7 +1,7 @@
 """The security invariants of DESIGN.md section 1, as probes against the fw4 model.
 
 :func:`probes` turns the plan into a list of flows with the verdict each must get;
-:func:`check` builds :mod:`operations.fw4`'s model of a router config and returns every probe
+:func:`check` builds :mod:`firewall`'s model of a router config and returns every probe
 that gets the wrong verdict (an empty list means every invariant follows from the config).
 Peers' authentication (invariant 7) is a property of the WireGuard sections, checked by
 :func:`check_peers`.
@@ -17,10 +17,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deploys.plan import Plan
-from operations.fw4 import Flow, build
+from firewall import Flow, build
+
+if TYPE_CHECKING:
+    from deploys.plan import Plan
 
 
 @dataclass(frozen=True)
