@@ -26,6 +26,9 @@ rulesets in ``tests/fixtures/fw4/``, produced by firewall4 598d9fb = OpenWrt 23.
   ``src_ip``/``dest_ip``/zones, ``target`` missing -> a counter without verdict,
   ``<target>_to_<dest>`` jump chains, ``handle_reject``.
 * **Forwardings**: ``jump accept_to_D`` appended after the rules of ``forward_S``.
+* **Redirects** (:mod:`firewall.redirects`): DNAT port forwards (``dstnat_<src>``, then the
+  filter sees the rewritten packet and fw4's ``ct status dnat accept``), NAT reflection
+  (``dstnat``/``srcnat`` of the reflection zones), SNAT (``srcnat_<dest>``).
 * **Chains**: the filter chains (``input``, ``forward``, ``output``, ``prerouting``,
   ``handle_reject``, ``syn_flood``, ``input_Z``, ``output_Z``, ``forward_Z``, ``helper_Z``,
   ``accept|reject|drop_from|to_Z``), NAT (``srcnat``/``srcnat_Z`` masquerade, ``dstnat``),
@@ -41,12 +44,13 @@ rulesets in ``tests/fixtures/fw4/``, produced by firewall4 598d9fb = OpenWrt 23.
   a device that is both a bridge port and another interface's device.
 
 Not modelled: conntrack beyond "new connection" (replies are always accepted by fw4's
-``ct state established,related accept``), redirect/DNAT rule bodies (only the zone flags and the
-``ct status dnat accept`` shortcut, selected with ``Flow(dnat=True)``), ``config nat``, includes,
+``ct state established,related accept``), ``config nat``, includes,
 ipset contents, ct helper bodies, mark/dscp/notrack/helper *targets* (they never give a filter
 verdict), flow offloading, runtime addresses (``*_subnets`` defines use static config only).
 Conditions the flow cannot express (limit, time, mark, dscp, ipset, helper) are assumed to hold
-and reported in :attr:`Verdict.assumptions`.
+and reported in :attr:`Verdict.assumptions` (:attr:`Verdict.assumed_by` names their sections).
+Constructs that are not evaluated are findings with a ``scope`` (the zones whose flows they may
+affect); :mod:`firewall.proof` answers "unknown" for those flows.
 
 Input: a config is ``{"network": [...], "firewall": [...], "dhcp": [...]}``, each package a list
 of sections ``{"name": str | None, "type": str, "options": {opt: str | list[str]}}`` in file order

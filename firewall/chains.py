@@ -177,12 +177,13 @@ class _Chains:
                  hook="prerouting", type="nat", priority="dstnat", policy="accept")
         self.add("srcnat", self.jumps("srcnat", True, zones, lambda z: "snat" in z.dflags),
                  hook="postrouting", type="nat", priority="srcnat", policy="accept")
+        nat = self.b.nat_entries
         for z in zones:
             if "dnat" in z.dflags:
-                self.add(f"dstnat_{z.name}")
+                self.add(f"dstnat_{z.name}", list(nat.get(f"dstnat_{z.name}", [])))
             if "snat" not in z.dflags:
                 continue
-            entries = []
+            entries = list(nat.get(f"srcnat_{z.name}", []))
             for fam, on in ((4, z.masq), (6, z.masq6)):
                 if not on:
                     continue

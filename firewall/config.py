@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 
 from firewall.chains import _Chains
 from firewall.model import Firewall
+from firewall.redirects import _RedirectParsing
 from firewall.sections import _SectionParsing
 from firewall.tables import _CT_HELPERS, _NAME_IS_L3, _PREFIXED_L3, _VERDICTS, _ZONE_NAME_RE
-from firewall.types import Defaults, Finding, Interface, Rule, Section, Zone, ZoneMatch
+from firewall.types import Defaults, Entry, Finding, Interface, Rule, Section, Zone, ZoneMatch
 from firewall.values import (
     _DEFAULTS_OPTS,
     _ZONE_OPTS,
@@ -40,9 +41,10 @@ def section_id(package: Sequence[Section], index: int) -> str:
     return f"@{s.get('type')}[{n}]"
 
 
-class _Builder(_SectionParsing):
+class _Builder(_SectionParsing, _RedirectParsing):
     def __init__(self, config: Mapping[str, Sequence[Section]],
-                 devices: Mapping[str, str] | None, strict_zone_names: bool) -> None:
+                 devices: Mapping[str, str] | None, strict_zone_names: bool,
+                 addresses: Mapping[str, Sequence[str]] | None = None) -> None:
         self.fw_pkg = list(config.get("firewall") or [])
         self.net_pkg = list(config.get("network") or [])
         self.devmap = dict(devices or {})
@@ -52,12 +54,14 @@ class _Builder(_SectionParsing):
         self.rules: list[Rule] = []
         self.defaults = Defaults()
         self.ipsets: set[str] = set()
+        self.nat_entries: dict[str, list[Entry]] = {}
+        self.runtime_addresses = {k: tuple(v) for k, v in (addresses or {}).items()}
         self.interfaces = self._interfaces()
 
     # -- findings ---------------------------------------------------------------------------
     def warn(self, kind: str, section: str, msg: str, skipped: bool = False,
-             fatal: bool = False) -> None:
-        self.findings.append(Finding(kind, section, msg, skipped, fatal))
+             fatal: bool = False, scope: tuple[str, ...] | None = None) -> None:
+        self.findings.append(Finding(kind, section, msg, skipped, fatal, scope))
 
     # -- network package --------------------------------------------------------------------
     def _interfaces(self) -> dict[str, Interface]:
@@ -88,10 +92,11 @@ class _Builder(_SectionParsing):
 
         for name, s in raw.items():
             o = s.get("options") or {}
-            out[name] = Interface(name, o.get("proto"), l3(name), _static_addresses(o))
+            addrs = _static_addresses(o) + self.runtime_addresses.get(name, ())
+            out[name] = Interface(name, o.get("proto"), l3(name), tuple(dict.fromkeys(addrs)))
         if not raw:  # no network package given: the mapping is the whole runtime state
             for name, dev in self.devmap.items():
-                out[name] = Interface(name, None, dev)
+                out[name] = Interface(name, None, dev, self.runtime_addresses.get(name, ()))
         return out
 
     # -- sections ----------------------------------------------------------------------------
@@ -121,7 +126,8 @@ class _Builder(_SectionParsing):
             self._redirect(_Sec(self, sid, s))
         for kind in ("nat", "include"):
             for sid, _ in by_type.get(kind, []):
-                self.warn("not_modelled", sid, f"'{kind}' sections are not modelled")
+                self.warn("not_modelled", sid, f"'{kind}' sections are not modelled: "
+                          "verdicts of every flow are unknown", scope=("*",))
         self._pitfalls()
         chains = _Chains(self).build()
         return Firewall(self.defaults, self.zones, self.rules, chains, self.findings,
@@ -366,7 +372,8 @@ class _Builder(_SectionParsing):
 
 
 def build(config: Mapping[str, Sequence[Section]], devices: Mapping[str, str] | None = None,
-          *, strict_zone_names: bool = False) -> Firewall:
+          *, strict_zone_names: bool = False,
+          addresses: Mapping[str, Sequence[str]] | None = None) -> Firewall:
     """Parse the ``firewall`` and ``network`` packages the way fw4 does and build the chains.
 
     ``devices`` maps netifd interface names to their runtime L3 device (what fw4 asks ubus for),
@@ -375,6 +382,8 @@ def build(config: Mapping[str, Sequence[Section]], devices: Mapping[str, str] | 
     exist (as for netifd); without a network package the mapping alone defines them.
     ``strict_zone_names=True`` models firewall4 after Oct 2023 (invalid zone names are skipped);
     the default models 23.05 (the zone is rendered and the ruleset fails to load).
+    ``addresses`` adds runtime addresses (CIDR) per interface, e.g. a DHCP WAN's
+    ``{"wan": ["203.0.113.2/24"]}`` (zone subnets, NAT reflection).
 
     Example::
 
@@ -383,4 +392,4 @@ def build(config: Mapping[str, Sequence[Section]], devices: Mapping[str, str] | 
             print(f)
         fw.verdict(Flow("wan", None, "udp", 51820)).action   # -> "accept"
     """
-    return _Builder(config, devices, strict_zone_names).run()
+    return _Builder(config, devices, strict_zone_names, addresses).run()

@@ -4,7 +4,7 @@ of a new connection."""
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from firewall.tables import _PROTO_ALIASES, _VERDICTS, ICMP4_TYPES, ICMP6_TYPES, PROTO_NUMBERS
 from firewall.types import (
@@ -59,7 +59,8 @@ class Firewall:
     # -- verdicts ------------------------------------------------------------------------------
 
     def verdict(self, flow: Flow) -> Verdict:
-        """Decide the first packet of a new connection, following fw4's chains like nftables.
+        """Decide the first packet of a new connection, following fw4's chains like nftables:
+        port forwards (``dstnat``) first, then the filter hook the (rewritten) packet takes.
 
         Raises :class:`RulesetLoadError` when fw4's ruleset for this config would not load.
         """
@@ -69,17 +70,69 @@ class Firewall:
         hook = flow.chain
         trace: list[str] = []
         assumptions: list[str] = []
-        path = self._run(hook, pkt, trace, assumptions, 0)
+        assumed_by: list[str] = []
+        nat = None
+        if hook in ("input", "forward") and not flow.dnat:
+            nat = self._dstnat(pkt, trace, assumptions, assumed_by)
+            if nat is not None:
+                pkt = self._rewrite(pkt, nat)
+                hook = "input" if pkt.oif is None else "forward"
+        path = self._run(hook, pkt, trace, assumptions, 0, assumed_by)
         base = self.chains[hook]
+        extra = dict(assumptions=tuple(dict.fromkeys(assumptions)),
+                     assumed_by=tuple(dict.fromkeys(assumed_by)), dnat=nat)
+        after = f" after DNAT by {nat.origin} ({nat.verdict_text})" if nat else ""
         if path is None:
             policy = base.policy or "accept"
             return Verdict(policy, hook, None, f"policy {policy} of chain {hook} "
-                           f"(defaults.{hook}; no rule matched)", tuple(trace),
-                           tuple(dict.fromkeys(assumptions)))
+                           f"(defaults.{hook}; no rule matched){after}", tuple(trace), **extra)
         action, steps = path
         chain, entry = _deciding_step(steps)
-        return Verdict(action, chain, entry, _reason(chain, entry, self),
-                       tuple(trace), tuple(dict.fromkeys(assumptions)))
+        return Verdict(action, chain, entry, _reason(chain, entry, self) + after,
+                       tuple(trace), **extra)
+
+    def router_addresses(self) -> dict[str, str]:
+        """The router's own addresses: ``{address: interface}`` (static and runtime)."""
+        return {str(ipaddress.ip_interface(a).ip): i.name for i in self.interfaces.values()
+                for a in i.addresses}
+
+    def _dstnat(self, pkt: _Packet, trace: list[str], assumptions: list[str],
+                assumed_by: list[str]) -> Entry | None:
+        """The port forward (DNAT/redirect entry) that rewrites ``pkt``, or ``None``."""
+        for jump in self.chains.get("dstnat", Chain("dstnat")).entries:
+            cond: list[str] = []
+            if jump.action != "jump" or not _matches(jump.match, pkt, cond):
+                continue
+            for entry in self.chains.get(jump.arg or "", Chain("")).entries:
+                cond = []
+                if entry.action in ("dnat", "redirect") and _matches(entry.match, pkt, cond):
+                    trace.append(f"dstnat: {jump.nft()}")
+                    trace.append(f"{jump.arg}: {entry.nft()}")
+                    if cond:
+                        assumptions.extend(cond)
+                        assumed_by.append(entry.origin)
+                    return entry
+        return None
+
+    def _rewrite(self, pkt: _Packet, nat: Entry) -> _Packet:
+        """The packet after DNAT, routed: to the router (input) or out of the zone of its new
+        destination (forward)."""
+        to_addr, to_port = nat.nat_to or (None, None)
+        daddr = to_addr or pkt.daddr
+        oif = pkt.oif
+        if nat.action == "redirect" or (to_addr and to_addr in self.router_addresses()):
+            oif = None
+        elif to_addr:
+            a = ipaddress.ip_address(to_addr)
+            zone = next((z for z in self.zones for n in z.related_subnets
+                         if a in ipaddress.ip_network(n, strict=False)), None)
+            if zone is not None:
+                oif = self._device(zone.name)
+            elif oif is None:
+                wan = next((z for z in self.zones if z.masq), None)
+                oif = self._device(wan.name) if wan else "<default route>"
+        return replace(pkt, daddr=daddr, dport=to_port if to_port is not None else pkt.dport,
+                       oif=oif, dnat=True)
 
     def _packet(self, flow: Flow) -> _Packet:
         proto = flow.proto.lower()
@@ -135,7 +188,8 @@ class Firewall:
         return name
 
     def _run(self, name: str, pkt: _Packet, trace: list[str], assumptions: list[str],
-             depth: int) -> tuple[str, list[tuple[str, Entry]]] | None:
+             depth: int, assumed_by: list[str] | None = None
+             ) -> tuple[str, list[tuple[str, Entry]]] | None:
         if depth > 32:
             raise RuntimeError(f"jump loop at chain {name}")
         chain = self.chains.get(name)
@@ -146,13 +200,15 @@ class Firewall:
             if not _matches(entry.match, pkt, cond):
                 continue
             assumptions.extend(cond)
+            if cond and assumed_by is not None:
+                assumed_by.append(entry.origin)
             act = entry.action
             trace.append(f"{name}: {entry.nft()}")
             if act in _VERDICTS:
                 return act, [(name, entry)]
             if act in ("jump", "goto"):
                 assert entry.arg is not None
-                sub = self._run(entry.arg, pkt, trace, assumptions, depth + 1)
+                sub = self._run(entry.arg, pkt, trace, assumptions, depth + 1, assumed_by)
                 if sub is not None:
                     return sub[0], [(name, entry), *sub[1]]
                 if act == "goto":

@@ -119,8 +119,9 @@ class _SectionParsing:
                 src_zone.dflags.add("notrack")
             if target == "helper" and src_zone:
                 src_zone.dflags.add("helper")
+            scope = (src_zone.name,) if target in ("notrack", "helper") and src_zone else None
             self.warn("not_modelled", label, f"target '{target}' is not modelled (it never "
-                      "gives a filter verdict)")
+                      "gives a filter verdict)", scope=scope)
             return
         if target in ("dnat", "snat", "masquerade"):
             self.warn("invalid_target", label, f"target '{target}' in a rule makes fw4 render "
@@ -288,34 +289,6 @@ class _SectionParsing:
         self.rules.append(Rule(s.sid, name, "forwarding", src_zone.name if src_zone else "*",
                                dest_zone.name if dest_zone else "*", "accept", chain,
                                entry.arg, fam, [entry]))
-
-    def _redirect(self, s: _Sec) -> None:
-        try:
-            enabled = s.opt("enabled", _parse_bool, "1")
-            src = s.opt("src", self._zone_ref)
-            dest = s.opt("dest", self._zone_ref)
-            target = s.opt("target", lambda v: _enum(v, _TARGETS), "dnat")
-            reflection = s.opt("reflection", _parse_bool, "1")
-        except _Invalid as e:
-            self.warn("invalid_option", s.label(), f"{e}; redirect skipped", skipped=True)
-            return
-        if not enabled:
-            self.warn("disabled", s.label(), "is disabled, ignoring section", skipped=True)
-            return
-        self.warn("not_modelled", s.label(), "redirect (port forward) rules are only modelled "
-                  "as 'ct status dnat accept' (Flow(dnat=True))")
-        if target not in ("dnat", "snat"):
-            target = "dnat"
-        src_zone = src if isinstance(src, Zone) else None
-        dest_zone = dest if isinstance(dest, Zone) else None
-        if target == "dnat" and src_zone is not None:
-            if reflection and dest_zone is not None and src_zone.masq:
-                dest_zone.dflags.update(("accept", "dnat", "snat"))
-            src_zone.dflags.add("dnat")
-        elif target == "snat" and dest_zone is not None:
-            dest_zone.dflags.add("snat")
-
-    # -- pitfalls that fw4 accepts silently --------------------------------------------------
 
 
 def _rule_entry(family: int, saddrs: list[Any], daddrs: list[Any], icmp_types: list[int] | None,

@@ -28,7 +28,9 @@ class Finding:
     ``kind`` is a stable machine-readable code (e.g. ``"unknown_zone"``, ``"rule_without_target"``),
     ``section`` the uci section id (``"vpn_ai"`` or ``"@rule[3]"``, plus the ``name`` option when
     set), ``skipped`` whether fw4 ignores the whole section, ``fatal`` whether nftables would refuse
-    the whole ruleset.
+    the whole ruleset.  ``scope`` (for constructs the model does not evaluate): the zones whose
+    ingress traffic the construct could affect (``("*",)`` = every flow); ``None`` when it cannot
+    change a verdict.  The proof answers "unknown" for the flows in scope.
     """
 
     kind: str
@@ -36,6 +38,7 @@ class Finding:
     message: str
     skipped: bool = False
     fatal: bool = False
+    scope: tuple[str, ...] | None = None
 
     def __str__(self) -> str:
         flag = " [fatal]" if self.fatal else " [skipped]" if self.skipped else ""
@@ -144,7 +147,9 @@ class Entry:
     """One rule of a chain: match, optional statement, then a verdict.
 
     ``action`` is ``"accept"``, ``"drop"``, ``"reject"``, ``"jump"``, ``"goto"``, ``"return"``,
-    ``"masquerade"`` or ``None`` (no verdict: the packet continues, e.g. a rule without target).
+    ``"masquerade"``, ``"dnat"``/``"snat"``/``"redirect"`` (``arg`` ``"ip to 10.0.0.5:80"``,
+    ``nat_to`` the new address and port) or ``None`` (no verdict: the packet continues, e.g. a
+    rule without target).
     ``arg`` is the jump target chain, or the ``reject with ...`` argument.  ``origin`` says where
     the entry comes from: ``"rule:<section>"``, ``"forwarding:<section>"``,
     ``"zone:<zone>:<input|output|forward>"`` (a zone policy), ``"zone:<zone>"`` (zone jump or
@@ -159,6 +164,7 @@ class Entry:
     log_prefix: str | None = None
     comment: str | None = None
     origin: str = "fw4"
+    nat_to: tuple[str | None, int | None] | None = None
 
     @property
     def verdict_text(self) -> str:
@@ -167,6 +173,8 @@ class Entry:
             return f"{self.action} {self.arg}"
         if self.action == "reject" and self.arg:
             return f"reject with {self.arg}"
+        if self.action in ("dnat", "snat", "redirect") and self.arg:
+            return f"{self.action} {self.arg}"
         return self.action or ""
 
     def nft(self) -> str:
@@ -357,7 +365,9 @@ class Verdict:
     ``action``: ``accept``, ``reject`` or ``drop``.  ``chain``/``entry``: the chain rule that
     decided (for a reject through ``handle_reject``, the rule that jumped there), ``None`` entry
     when the base chain's policy decided.  ``reason``: one line for humans.  ``trace``: every
-    matching rule on the way.  ``assumptions``: unevaluable conditions assumed to hold.
+    matching rule on the way.  ``assumptions``: unevaluable conditions assumed to hold,
+    ``assumed_by`` the origins of the entries that carry them.  ``dnat``: the redirect entry that
+    rewrote the destination before filtering (``None`` when no port forward applied).
     """
 
     action: str
@@ -366,6 +376,8 @@ class Verdict:
     reason: str
     trace: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = ()
+    assumed_by: tuple[str, ...] = ()
+    dnat: Entry | None = None
 
     @property
     def accepted(self) -> bool:
@@ -375,6 +387,24 @@ class Verdict:
     def origin(self) -> str | None:
         """``origin`` of the deciding entry (e.g. ``"rule:vpn_ai"``, ``"defaults.forward"``)."""
         return self.entry.origin if self.entry else None
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """The uci sections responsible for this verdict (``zone:dmz``, ``rule:vpn_ai``,
+        ``redirect:web``, ``defaults``): the deciding entry and any port forward on the way."""
+        out = []
+        if self.dnat is not None:
+            out.append(self.dnat.origin)
+        o = self.origin
+        if o is None:
+            out.append("defaults")
+        elif o.startswith("zone:"):
+            out.append(":".join(o.split(":")[:2]))
+        elif o.startswith("defaults."):
+            out.append("defaults")
+        elif o != "fw4":
+            out.append(o)
+        return tuple(dict.fromkeys(out))
 
     def explain(self) -> str:
         lines = [f"{self.action.upper()}: {self.reason}"]
