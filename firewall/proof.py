@@ -1,116 +1,389 @@
-"""The security invariants of DESIGN.md section 1, as probes against the fw4 model.
+"""The proof: the invariants of the design (and the user's own policy) checked on a router config.
 
-:func:`probes` turns the plan into a list of flows with the verdict each must get;
-:func:`check` builds :mod:`firewall`'s model of a router config and returns every probe
-that gets the wrong verdict (an empty list means every invariant follows from the config).
-Peers' authentication (invariant 7) is a property of the WireGuard sections, checked by
-:func:`check_peers`.
+:func:`prove` builds :mod:`firewall`'s model of a config and asks it about every flow of
+:func:`firewall.flows.flows` that an invariant, a peer's ``access`` or a user's policy test
+constrains.  Each answer is *holds*, *violated* (the model's verdict contradicts the
+expectation) or *unknown* (the verdict depends on something the model does not evaluate: a
+``not_modelled`` finding in scope of the flow, or a rule condition it assumed).  "unknown" counts
+as a failure unless the user acknowledges the section(s) in ``firewall_acknowledge``.
+:func:`check_peers` covers invariant 7 (peers' authentication, in the WireGuard sections).
+
+The invariants (DESIGN.md section 1), as flows from real addresses:
+
+1. WAN -> router: only udp/<wg port> (plus the WAN-link basics: DHCP renew udp/68, ping);
+   WAN -> LAN, DMZ, VPN: nothing.
+2. VPN peer -> what its ``access`` names (default: server tcp/<api port>): accepted; VPN ->
+   anything else in the DMZ: denied.
+3. VPN -> LAN, VPN -> router (any of its addresses), VPN -> internet: denied (unless the peer's
+   ``access`` names it).
+4. VPN -> VPN: denied.
+5. DMZ -> LAN, DMZ -> VPN: denied; DMZ -> internet tcp/80, tcp/443: accepted; DMZ -> router:
+   only DHCP (udp/67) and DNS (udp+tcp/53), which must be accepted on the DMZ address.
+6. LAN -> DMZ: denied unless ``lan_to_dmz``; then LAN -> server tcp/22 and tcp/<api> accepted.
 
 Example::
 
-    failures = check(state["config"], plan)
-    assert not failures, "\\n".join(failures)
+    report = prove(config, plan, devices)
+    if not report.ok:
+        raise SystemExit("\\n".join(report.lines()))
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from firewall import Flow, build
+from firewall import Firewall, Verdict, build
+from firewall.flows import (
+    SPORT,
+    Endpoint,
+    Network,
+    ProbeFlow,
+    endpoints,
+    flows,
+    network_of,
+    ports,
+)
+from firewall.policy import (
+    PolicyError,
+    Target,
+    acknowledged,
+    declares_access,
+    parse_target,
+    peer_access,
+    policy_tests,
+)
 
-if TYPE_CHECKING:
-    from deploys.plan import Plan
+_DESCRIPTIONS = {
+    "1": "from WAN only WireGuard reaches the router, nothing enters the networks",
+    "2": "a VPN peer reaches what its access names (default: the server's API), nothing "
+         "else in the DMZ",
+    "3": "VPN -> LAN, router services and internet: denied",
+    "4": "VPN client <-> VPN client: denied",
+    "5": "DMZ -> LAN/VPN denied, DMZ -> internet allowed, DMZ -> router DHCP/DNS only",
+    "6": "LAN -> DMZ only if the inventory says so",
+}
+_WAN_BASICS = {("udp", 68), ("icmp", None)}
+_DMZ_ROUTER = {("udp", 67), ("udp", 53), ("tcp", 53)}
 
 
 @dataclass(frozen=True)
-class Probe:
-    invariant: int
-    description: str
-    flow: Flow
-    allowed: bool
+class Outcome:
+    """One failed expectation: ``status`` ``violated`` or ``unknown``."""
+
+    status: str
+    check: str  # "invariant 3", "policy test 2", "access of peer alice"
+    expectation: str
+    probe: ProbeFlow
+    verdict: Verdict
+    sections: tuple[str, ...]
+    why: str = ""
+
+    def __str__(self) -> str:
+        want = self.expectation
+        secs = ", ".join(self.sections) or "-"
+        if self.status == "violated":
+            return (f"{self.check} violated ({want}): {self.probe} is {self.verdict.action.upper()}"
+                    f" by {self.verdict.reason}; section(s) responsible: {secs}")
+        return (f"{self.check} unknown ({want}): {self.probe} is {self.verdict.action} only if "
+                f"{self.why}; section(s): {secs} (add them to firewall_acknowledge to accept)")
 
 
-def _other_host(net: ipaddress.IPv4Network, *avoid: object) -> str:
-    for addr in reversed(list(net.hosts())):
-        if addr not in avoid:
-            return str(addr)
-    raise ValueError(f"no spare address in {net}")
+@dataclass
+class Report:
+    """The proof's result: the failures, and how many expectations were checked."""
+
+    failures: list[Outcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.errors
+
+    def lines(self, limit: int = 20) -> list[str]:
+        """One line per error and per failure (the first ``limit`` failures of each check)."""
+        out = list(self.errors)
+        seen: dict[str, int] = {}
+        for f in self.failures:
+            seen[f.check] = seen.get(f.check, 0) + 1
+            if seen[f.check] <= limit:
+                out.append(str(f))
+        out += [f"{c}: {n - limit} more flow(s) like these" for c, n in seen.items() if n > limit]
+        return out
 
 
-def probes(plan: Plan) -> list[Probe]:
-    """Flows that exercise every invariant, with whether each must be accepted."""
-    wg = plan.vpn_port
-    server = str(plan.server_address) if plan.server_address else _other_host(plan.dmz_subnet)
-    dmz_other = _other_host(plan.dmz_subnet, plan.server_address, plan.dmz_router_address)
-    lan_host = _other_host(plan.lan_subnet)
-    vpn_peer = _other_host(plan.vpn_subnet, plan.vpn_router_address)
-    internet = "198.51.100.7"
-    port = plan.ollama_port
-    p: list[Probe] = []
-
-    def add(n: int, what: str, flow: Flow, allowed: bool) -> None:
-        p.append(Probe(n, what, flow, allowed))
-
-    add(1, f"WAN -> router udp/{wg} (WireGuard)", Flow("wan", None, "udp", wg), True)
-    for proto, dport in (("tcp", 22), ("tcp", 80), ("tcp", 443), ("udp", 53), ("tcp", 53)):
-        add(1, f"WAN -> router {proto}/{dport}", Flow("wan", None, proto, dport), False)
-    add(1, "WAN -> LAN esp (IPSec)", Flow("wan", "lan", "esp", dest_ip=lan_host), False)
-    add(1, "WAN -> LAN udp/500 (ISAKMP)", Flow("wan", "lan", "udp", 500, dest_ip=lan_host),
-        False)
-    add(1, "WAN -> LAN tcp/22", Flow("wan", "lan", "tcp", 22, dest_ip=lan_host), False)
-    add(1, f"WAN -> server tcp/{port}", Flow("wan", "dmz", "tcp", port, dest_ip=server), False)
-    if plan.server_address is not None:
-        add(2, f"VPN -> server tcp/{port}",
-            Flow("vpn", "dmz", "tcp", port, dest_ip=server), True)
-    add(2, "VPN -> server tcp/22", Flow("vpn", "dmz", "tcp", 22, dest_ip=server), False)
-    add(2, f"VPN -> server udp/{port}", Flow("vpn", "dmz", "udp", port, dest_ip=server), False)
-    add(2, "VPN -> server icmp", Flow("vpn", "dmz", "icmp", dest_ip=server), False)
-    add(2, f"VPN -> other DMZ host tcp/{port}",
-        Flow("vpn", "dmz", "tcp", port, dest_ip=dmz_other), False)
-    add(3, "VPN -> LAN tcp/22", Flow("vpn", "lan", "tcp", 22, dest_ip=lan_host), False)
-    add(3, "VPN -> LAN icmp", Flow("vpn", "lan", "icmp", dest_ip=lan_host), False)
-    for proto, dport in (("tcp", 22), ("udp", 53), ("tcp", 80), ("tcp", 443)):
-        add(3, f"VPN -> router {proto}/{dport}", Flow("vpn", None, proto, dport), False)
-    add(3, "VPN -> internet tcp/443", Flow("vpn", "wan", "tcp", 443, dest_ip=internet), False)
-    add(3, "VPN -> internet udp/53", Flow("vpn", "wan", "udp", 53, dest_ip=internet), False)
-    add(4, "VPN -> VPN peer tcp/22", Flow("vpn", "vpn", "tcp", 22, dest_ip=vpn_peer), False)
-    add(4, "VPN -> VPN peer icmp", Flow("vpn", "vpn", "icmp", dest_ip=vpn_peer), False)
-    add(5, "DMZ -> LAN tcp/22", Flow("dmz", "lan", "tcp", 22, dest_ip=lan_host), False)
-    add(5, "DMZ -> LAN icmp", Flow("dmz", "lan", "icmp", dest_ip=lan_host), False)
-    add(5, "DMZ -> VPN tcp/22", Flow("dmz", "vpn", "tcp", 22, dest_ip=vpn_peer), False)
-    add(5, "DMZ -> internet tcp/443", Flow("dmz", "wan", "tcp", 443, dest_ip=internet), True)
-    add(5, "DMZ -> router udp/67 (DHCP)", Flow("dmz", None, "udp", 67), True)
-    add(5, "DMZ -> router udp/53 (DNS)", Flow("dmz", None, "udp", 53), True)
-    add(5, "DMZ -> router tcp/53 (DNS)", Flow("dmz", None, "tcp", 53), True)
-    add(5, "DMZ -> router tcp/22", Flow("dmz", None, "tcp", 22), False)
-    add(5, "DMZ -> router tcp/80", Flow("dmz", None, "tcp", 80), False)
-    add(6, "LAN -> server tcp/22", Flow("lan", "dmz", "tcp", 22, dest_ip=server),
-        bool(plan.lan_to_dmz))
-    return p
+@dataclass(frozen=True)
+class _Expect:
+    check: str
+    text: str
+    accept: bool
 
 
-def check(config: Mapping[str, Any], plan: Plan, devices: Mapping[str, str] | None = None
-          ) -> list[str]:
-    """Every invariant violated by ``config`` (``{"network": [...], "firewall": [...]}``)."""
-    fw = build(config, devices)
+def _in(addr: str, net: Any) -> bool:
+    return ipaddress.ip_address(addr) in net
+
+
+def _access_targets(plan: Any, net: Network) -> tuple[dict[str, list[Target]], list[str]]:
+    out: dict[str, list[Target]] = {}
+    errors: list[str] = []
+    for peer in plan.enabled_peers:
+        targets = []
+        for text in peer_access(plan, peer):
+            try:
+                targets.append(parse_target(text, net))
+            except PolicyError as e:
+                errors.append(f"peer {peer.name}: access: {e}")
+        out[peer.name] = targets
+    return out, errors
+
+
+def _expect(pf: ProbeFlow, net: Network, access: Mapping[str, list[Target]],
+            dmz_router: str, per_peer: bool) -> _Expect | None:  # noqa: C901 - one table
+    s, d = pf.src, pf.dst
+    svc = (pf.proto, pf.port)
+    if s.role == "wan":
+        if d.role == "router":
+            if svc == ("udp", net.vpn_port):
+                return _Expect("invariant 1", "WireGuard reaches the router from WAN", True)
+            if svc in _WAN_BASICS:
+                return None
+            return _Expect("invariant 1", "from WAN only WireGuard reaches the router", False)
+        if d.role in ("lan", "dmz", "vpn"):
+            return _Expect("invariant 1", f"nothing enters the {d.role.upper()} from WAN", False)
+        return None
+    if s.role == "vpn":
+        targets = access.get(s.peer or "", []) if s.peer or per_peer else \
+            [parse_target(f"server:{net.api_port}", net)] if net.server_address else []
+        granted = next((t for t in targets if t.covers(d.address, pf.proto, pf.port)), None)
+        if granted is not None and d.role != "router":
+            who = f"access of peer {s.peer}" if s.peer else "invariant 2"
+            return _Expect(who, f"{s.label} may reach {granted.text}", True)
+        if d.role == "dmz":
+            return _Expect("invariant 2", "VPN reaches nothing else in the DMZ", False)
+        if d.role in ("lan", "router", "wan"):
+            what = {"lan": "the LAN", "router": "router services", "wan": "the internet"}
+            return _Expect("invariant 3", f"VPN -> {what[d.role]} denied", False)
+        if d.role == "vpn":
+            return _Expect("invariant 4", "VPN client <-> VPN client denied", False)
+        return None
+    if s.role == "dmz":
+        if d.role in ("lan", "vpn"):
+            return _Expect("invariant 5", f"DMZ -> {d.role.upper()} denied", False)
+        if d.role == "wan":
+            if svc in (("tcp", 80), ("tcp", 443)):
+                return _Expect("invariant 5", "DMZ -> internet allowed (model downloads)", True)
+            return None
+        if d.role == "router":
+            if svc in _DMZ_ROUTER:
+                if d.address == dmz_router:
+                    return _Expect("invariant 5", "DMZ -> router DHCP/DNS allowed", True)
+                return None
+            return _Expect("invariant 5", "DMZ -> router: DHCP/DNS only", False)
+        return None
+    if s.role == "lan" and d.role == "dmz":
+        if not net.lan_to_dmz:
+            return _Expect("invariant 6", "LAN -> DMZ denied (lan_to_dmz is off)", False)
+        if d.address == net.server_address and svc in (("tcp", 22), ("tcp", net.api_port)):
+            return _Expect("invariant 6", "LAN -> server allowed (lan_to_dmz)", True)
+    return None
+
+
+def _flow_zones(fw: Firewall, ep: Endpoint) -> set[str]:
+    zones = {z.name for z in fw.zones_of_device(ep.device)} if ep.device else set()
+    a = ipaddress.ip_address(ep.address)
+    for z in fw.zones:
+        if any(a in ipaddress.ip_network(n, strict=False) for n in z.subnets if "/" in n):
+            zones.add(z.name)
+    return zones
+
+
+def _sid(label: str) -> tuple[str, str]:
+    """``'web (Web)'`` -> ``('web', 'Web')``; ``'@redirect[0]'`` -> ``('@redirect[0]', '')``."""
+    sid, _, rest = label.partition(" (")
+    return sid, rest[:-1] if rest.endswith(")") else ""
+
+
+class _Judge:
+    def __init__(self, fw: Firewall, ack: Iterable[str]) -> None:
+        self.fw = fw
+        self.ack = set(ack)
+        self.scoped = [f for f in fw.warnings if f.scope is not None
+                       and not (set(_sid(f.section)) & self.ack)]
+
+    def judge(self, check: str, text: str, accept: bool, pf: ProbeFlow) -> Outcome | None:
+        v = self.fw.verdict(pf.flow)
+        sections = list(v.sections)
+        if v.accepted != accept:
+            return Outcome("violated", check, text, pf, v, tuple(sections))
+        unknown = [o.split(":", 1)[1] for o in v.assumed_by if o.startswith(("rule:", "redirect:"))
+                   and o.split(":", 1)[1] not in self.ack]
+        why = [f"{', '.join(v.assumptions)} hold"] if unknown else []
+        zones = _flow_zones(self.fw, pf.src) | _flow_zones(self.fw, pf.dst)
+        for f in self.scoped:
+            if "*" in f.scope or zones & set(f.scope):  # type: ignore[operator]
+                unknown.append(_sid(f.section)[0])
+                why.append(f"{f.message}")
+        if unknown:
+            return Outcome("unknown", check, text, pf, v, tuple(dict.fromkeys(unknown)),
+                           "; ".join(dict.fromkeys(why)))
+        return None
+
+
+def _resolve_src(text: str, eps: list[Endpoint], net: Network, fw: Firewall) -> list[Endpoint]:
+    by_peer = [e for e in eps if e.peer == text]
+    if by_peer:
+        return by_peer
+    if text == "vpn":
+        return [e for e in eps if e.role == "vpn" and e.peer] or \
+            [e for e in eps if e.role == "vpn"]
+    if text == "server":
+        return [e for e in eps if e.label == "server"]
+    if text in ("lan", "dmz", "internet", "wan"):
+        role = "wan" if text in ("internet", "wan") else text
+        return [e for e in eps if e.role == role and e.label != "server"] or \
+            [e for e in eps if e.role == role]
+    zone = [e for e in eps if e.role == f"zone:{text}"]
+    if zone:
+        return zone
+    try:
+        addr = str(ipaddress.ip_address(text))
+    except ValueError:
+        raise PolicyError(f"src {text!r} is not a peer, vpn, a zone, server, internet or an "
+                          "address") from None
+    same = [e for e in eps if e.address == addr and e.role != "router"]
+    if same:
+        return same
+    dev = next((e.device for e in eps if e.device and e.role != "router" and e.role != "wan"
+                and any(_in(addr, ipaddress.ip_interface(c).network)
+                        for i in fw.interfaces.values() if i.device == e.device
+                        for c in i.addresses)), None)
+    wan = next(e.device for e in eps if e.role == "wan")
+    return [Endpoint(f"address {addr}", "address", addr, dev or wan)]
+
+
+def _test_probes(test: Mapping[str, Any], eps: list[Endpoint], net: Network, fw: Firewall,
+                 plist: list[int]) -> list[ProbeFlow]:
+    srcs = _resolve_src(str(test.get("src")), eps, net, fw)
+    dst_text = str(test.get("dst"))
+    proto = test.get("proto")
+    if dst_text.split(":")[0] == "router":
+        target = None
+        dsts = [e for e in eps if e.role == "router"]
+        port = dst_text.partition(":")[2]
+    else:
+        target = parse_target(dst_text + (f"/{proto}" if proto and "/" not in dst_text else ""),
+                              net)
+        n = ipaddress.ip_network(target.net)
+        dsts = [e for e in eps if e.role != "router" and _in(e.address, n)]
+        if not dsts:
+            host = target.net.split("/")[0] if n.num_addresses == 1 else \
+                str(next(iter(n.hosts()))) if n.prefixlen else net.internet
+            dev = next((e.device for e in eps if e.role == target.zone and e.device), None)
+            dsts = [Endpoint(f"address {host}", target.zone, host, dev)]
+        port = target.port or ""
+    protos = [proto] if proto else (["tcp"] if port else ["tcp", "udp", "icmp", "esp", "gre"])
+    out = []
+    for s in srcs:
+        for d in dsts:
+            if d.address == s.address:
+                continue
+            for p in protos:
+                if p in ("tcp", "udp"):
+                    lo, _, hi = port.partition("-")
+                    pl = sorted({int(lo), int(hi or lo)}) if port else plist
+                    out += [ProbeFlow(s, d, p, x, SPORT) for x in pl]
+                else:
+                    out.append(ProbeFlow(s, d, p))
+    return out
+
+
+def prove(config: Mapping[str, Any], plan: Any, devices: Mapping[str, str] | None = None, *,
+          addresses: Mapping[str, Any] | None = None) -> Report:
+    """Check every invariant, every peer's access and every policy test on ``config``
+    (``{"network": [...], "firewall": [...]}``); ``devices``/``addresses`` as for
+    :func:`firewall.build` (a WAN without a static address gets a placeholder)."""
+    report = Report()
+    fw = build(config, devices, addresses=_with_wan_address(config, addresses))
     if fw.load_error:
-        return [f"the firewall would not load: {fw.load_error}"]
-    failures = []
-    for probe in probes(plan):
-        verdict = fw.verdict(probe.flow)
-        if verdict.accepted != probe.allowed:
-            want = "allowed" if probe.allowed else "denied"
-            failures.append(
-                f"invariant {probe.invariant}: {probe.description} must be {want}, "
-                f"but is {verdict}"
-            )
-    return failures + check_peers(config, plan)
+        report.errors.append(f"the firewall would not load: {fw.load_error}")
+        return report
+    net = network_of(plan)
+    access, errors = _access_targets(plan, net)
+    report.errors += errors
+    per_peer = declares_access(plan)
+    judge = _Judge(fw, acknowledged(plan))
+    dmz_router = str(plan.dmz_router_address)
+    for pf in flows(fw, net):
+        exp = _expect(pf, net, access, dmz_router, per_peer)
+        if exp is None:
+            continue
+        report.checked += 1
+        out = judge.judge(exp.check, exp.text, exp.accept, pf)
+        if out is not None:
+            report.failures.append(out)
+    eps = endpoints(fw, net)
+    plist = ports(fw, (net.api_port, net.vpn_port))
+    for i, test in enumerate(policy_tests(plan), 1):
+        expect = test.get("expect") if isinstance(test, Mapping) else None
+        if expect not in ("accept", "deny"):
+            report.errors.append(f"policy test {i}: expect must be 'accept' or 'deny', "
+                                 f"got {expect!r}")
+            continue
+        try:
+            probes = _test_probes(test, eps, net, fw, plist)
+        except PolicyError as e:
+            report.errors.append(f"policy test {i}: {e}")
+            continue
+        label = f"policy test {i}"
+        text = f"{test['src']} -> {test['dst']} {expect}"
+        for pf in probes:
+            report.checked += 1
+            out = judge.judge(label, text, expect == "accept", pf)
+            if out is not None:
+                report.failures.append(out)
+    report.failures.extend(_peer_failures(config, plan))
+    return report
 
 
-def check_peers(config: Mapping[str, Any], plan: Plan) -> list[str]:
+def _with_wan_address(config: Mapping[str, Any], addresses: Mapping[str, Any] | None
+                      ) -> dict[str, Any]:
+    from firewall.flows import WAN_PLACEHOLDER
+
+    out = dict(addresses or {})
+    zones = [s for s in config.get("firewall", []) if s.get("type") == "zone"
+             and (s.get("options") or {}).get("name") == "wan"]
+    nets = (zones[0]["options"].get("network") if zones else None) or []
+    nets = nets if isinstance(nets, list) else str(nets).split()
+    for s in config.get("network", []):
+        o = s.get("options") or {}
+        if s.get("name") in nets and not (o.get("ipaddr") or o.get("addresses")) \
+                and o.get("proto") != "dhcpv6" and s["name"] not in out:
+            out[s["name"]] = [WAN_PLACEHOLDER]
+            break
+    return out
+
+
+def _peer_failures(config: Mapping[str, Any], plan: Any) -> list[Any]:
+    return [_Text(x) for x in check_peers(config, plan)]
+
+
+class _Text(str):
+    """A failure that is a plain message (invariant 7)."""
+
+    status = "violated"
+
+
+def check(config: Mapping[str, Any], plan: Any, devices: Mapping[str, str] | None = None
+          ) -> list[str]:
+    """Every failure of :func:`prove` as one line each (empty: every invariant holds)."""
+    report = prove(config, plan, devices)
+    return report.errors + [str(f) for f in report.failures]
+
+
+def check_peers(config: Mapping[str, Any], plan: Any) -> list[str]:
     """Invariant 7: exactly the enabled peers, each with its own key and /32."""
     peer_type = f"wireguard_{plan.vpn_interface}"
     sections = [s for s in config.get("network", []) if s["type"] == peer_type]

@@ -135,3 +135,46 @@ def real_devices(text: str) -> dict[str, list[str]]:
 
 def verdict(fw: Firewall, *args: Any, **kw: Any) -> str:
     return fw.verdict(Flow(*args, **kw)).action
+
+
+def fixture_plan(**overrides: Any) -> Any:
+    """A stand-in for ``deploys.plan.Plan`` matching :func:`target_config` (the attributes the
+    proof reads): peers alice (10.10.10.2) and bob (10.10.10.3), server 192.168.100.10.
+
+    ``peers`` overrides take ``{name: {"address": ..., "access": [...]}}``; other keywords
+    replace plan attributes (``lan_to_dmz=True``, ``policy_tests=[...]``...).
+    """
+    import ipaddress
+    from types import SimpleNamespace
+
+    cfg = target_config()
+    keys = {s["options"]["description"].split("-")[0]: s["options"]["public_key"]
+            for s in cfg["network"] if s["type"] == "wireguard_wg0"}
+    peers = overrides.pop("peers", {"alice": {"address": "10.10.10.2"},
+                                     "bob": {"address": "10.10.10.3"}})
+    plan = SimpleNamespace(
+        lan_subnet=ipaddress.ip_network("192.168.1.0/24"),
+        dmz_subnet=ipaddress.ip_network("192.168.100.0/24"),
+        vpn_subnet=ipaddress.ip_network("10.10.10.0/24"),
+        vpn_router_address=ipaddress.ip_address("10.10.10.1"),
+        dmz_router_address=ipaddress.ip_address("192.168.100.1"),
+        server_address=ipaddress.ip_address(AI), ollama_port=11434, vpn_port=51820,
+        vpn_interface="wg0", lan_to_dmz=False,
+        enabled_peers=[SimpleNamespace(name=n, address=ipaddress.ip_address(p["address"]),
+                                       public_key=keys.get(n, f"key-{n}"),
+                                       section=f"wgpeer_{n}", **{k: v for k, v in p.items()
+                                                                 if k != "address"})
+                       for n, p in peers.items()],
+    )
+    for k, v in overrides.items():
+        setattr(plan, k, v)
+    return plan
+
+
+def with_psk(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with a preshared key on every peer section (invariant 7 then holds)."""
+    cfg = copy.deepcopy(config)
+    for s in cfg["network"]:
+        if s["type"] == "wireguard_wg0":
+            s["options"].setdefault("preshared_key", "sha256:00")
+    return cfg
