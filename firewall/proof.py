@@ -85,8 +85,10 @@ class Outcome:
         want = self.expectation
         secs = ", ".join(self.sections) or "-"
         if self.status == "violated":
-            return (f"{self.check} violated ({want}): {self.probe} is {self.verdict.action.upper()}"
-                    f" by {self.verdict.reason}; section(s) responsible: {secs}")
+            fwd = f" ({self.why})" if self.why else ""
+            return (f"{self.check} violated ({want}): {self.probe}{fwd} is "
+                    f"{self.verdict.action.upper()} by {self.verdict.reason}; section(s) "
+                    f"responsible: {secs}")
         return (f"{self.check} unknown ({want}): {self.probe} is {self.verdict.action} only if "
                 f"{self.why}; section(s): {secs} (add them to firewall_acknowledge to accept)")
 
@@ -191,6 +193,15 @@ def _expect(pf: ProbeFlow, net: Network, access: Mapping[str, list[Target]],
     return None
 
 
+def _role(address: str, net: Network) -> str:
+    """The role of an address no endpoint has, from the network's subnets (else ``wan``)."""
+    for role, subnet in (("vpn", net.vpn_subnet), ("dmz", net.dmz_subnet),
+                         ("lan", net.lan_subnet)):
+        if _in(address, subnet):
+            return role
+    return "wan"
+
+
 def _flow_zones(fw: Firewall, ep: Endpoint) -> set[str]:
     zones = {z.name for z in fw.zones_of_device(ep.device)} if ep.device else set()
     a = ipaddress.ip_address(ep.address)
@@ -207,16 +218,46 @@ def _sid(label: str) -> tuple[str, str]:
 
 
 class _Judge:
-    def __init__(self, fw: Firewall, ack: Iterable[str]) -> None:
+    """Judges probes; ``reexpect(probe)`` gives the expectation for where a port forward really
+    delivers a packet (``None``: unconstrained)."""
+
+    def __init__(self, fw: Firewall, ack: Iterable[str], eps: list[Endpoint], net: Network,
+                 reexpect: Any = None) -> None:
         self.fw = fw
+        self.net = net
         self.ack = set(ack)
+        self.eps = eps
+        self.reexpect = reexpect
         self.scoped = [f for f in fw.warnings if f.scope is not None
                        and not (set(_sid(f.section)) & self.ack)]
+        self.labels = {f"{r.kind}:{r.section}": f"{r.kind}:{r.section} ({r.name})"
+                       for r in fw.rules if r.name and r.name != r.section}
+
+    def _delivered(self, pf: ProbeFlow, v: Verdict) -> ProbeFlow:
+        """The probe as it arrives: a port forward changes its destination."""
+        if v.dnat is None or not v.accepted:
+            return pf
+        to_addr, to_port = v.dnat.nat_to or (None, None)
+        if to_addr is None:
+            dst = next((e for e in self.eps if e.role == "router"), pf.dst)
+        else:
+            dst = next((e for e in self.eps if e.address == to_addr and e.role != "router"),
+                       None) or Endpoint(f"address {to_addr}", _role(to_addr, self.net),
+                                         to_addr, None)
+        return ProbeFlow(pf.src, dst, pf.proto, to_port or pf.port, pf.sport)
 
     def judge(self, check: str, text: str, accept: bool, pf: ProbeFlow) -> Outcome | None:
         v = self.fw.verdict(pf.flow)
-        sections = list(v.sections)
-        if v.accepted != accept:
+        sections = [self.labels.get(x, x) for x in v.sections]
+        got = v.accepted
+        real = self._delivered(pf, v)
+        if real is not pf:
+            got = real.dst.address == pf.dst.address and real.port == pf.port
+            again = self.reexpect(real) if self.reexpect else None
+            if again is not None and not again.accept:
+                return Outcome("violated", again.check, again.text, pf, v, tuple(sections),
+                               f"forwarded to {real.dst} {real.service}")
+        if got != accept:
             return Outcome("violated", check, text, pf, v, tuple(sections))
         unknown = [o.split(":", 1)[1] for o in v.assumed_by if o.startswith(("rule:", "redirect:"))
                    and o.split(":", 1)[1] not in self.ack]
@@ -277,7 +318,8 @@ def _test_probes(test: Mapping[str, Any], eps: list[Endpoint], net: Network, fw:
         target = parse_target(dst_text + (f"/{proto}" if proto and "/" not in dst_text else ""),
                               net)
         n = ipaddress.ip_network(target.net)
-        dsts = [e for e in eps if e.role != "router" and _in(e.address, n)]
+        dsts = [e for e in eps if e.role == "wan"] if n.prefixlen == 0 else \
+            [e for e in eps if e.role != "router" and _in(e.address, n)]
         if not dsts:
             host = target.net.split("/")[0] if n.num_addresses == 1 else \
                 str(next(iter(n.hosts()))) if n.prefixlen else net.internet
@@ -314,8 +356,10 @@ def prove(config: Mapping[str, Any], plan: Any, devices: Mapping[str, str] | Non
     access, errors = _access_targets(plan, net)
     report.errors += errors
     per_peer = declares_access(plan)
-    judge = _Judge(fw, acknowledged(plan))
     dmz_router = str(plan.dmz_router_address)
+    eps = endpoints(fw, net)
+    judge = _Judge(fw, acknowledged(plan), eps, net,
+                   lambda p: _expect(p, net, access, dmz_router, per_peer))
     for pf in flows(fw, net):
         exp = _expect(pf, net, access, dmz_router, per_peer)
         if exp is None:
@@ -324,7 +368,6 @@ def prove(config: Mapping[str, Any], plan: Any, devices: Mapping[str, str] | Non
         out = judge.judge(exp.check, exp.text, exp.accept, pf)
         if out is not None:
             report.failures.append(out)
-    eps = endpoints(fw, net)
     plist = ports(fw, (net.api_port, net.vpn_port))
     for i, test in enumerate(policy_tests(plan), 1):
         expect = test.get("expect") if isinstance(test, Mapping) else None
