@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from firewall.proof import check
 from deploys.keys import KeyStore
 from deploys.plan import materialize, validate
 from facts.openwrt import parse_uci_export
+from firewall.proof import check
 from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
 
 pytestmark = pytest.mark.ssh
