@@ -239,3 +239,20 @@ def test_check_or_fail_names_invariant_flow_and_section() -> None:
                                                                 "src": "vpn"},
                               "set": {"enabled": "0"}}]}
     check_or_fail(plan, state, fix, "router")
+
+
+def test_desired_config_with_access_replaces_vpn_ai() -> None:
+    from deploys.router_config import desired_router_config
+
+    extra = dict(router_private_key="k", dmz_device="lan4", dmz_dhcp_start=100,
+                 dmz_dhcp_limit=50, dmz_dhcp_leasetime="12h", server_mac=None,
+                 server_name="ai", peer_output_dir="/tmp")
+    plain = desired_router_config(fixture_plan(**extra), "REJECT")
+    assert "vpn_ai" in [s["name"] for s in plain["sections"]]
+    desired = desired_router_config(access_plan(**extra), "REJECT")
+    names = [s["name"] for s in desired["sections"] if s["package"] == "firewall"]
+    assert "vpn_ai" not in names and {"package": "firewall", "name": "vpn_ai"} in \
+        desired["absent"]
+    assert names[4:7] == ["acc_alice_1", "acc_alice_2", "acc_bob_1"]
+    after = config_after(good_config(), **desired)
+    assert failures(after, access_plan()) == []

@@ -161,7 +161,7 @@ def fixture_plan(**overrides: Any) -> Any:
         server_address=ipaddress.ip_address(AI), ollama_port=11434, vpn_port=51820,
         vpn_interface="wg0", lan_to_dmz=False,
         enabled_peers=[SimpleNamespace(name=n, address=ipaddress.ip_address(p["address"]),
-                                       public_key=keys.get(n, f"key-{n}"),
+                                       public_key=keys.get(n, f"key-{n}"), preshared_key="psk",
                                        section=f"wgpeer_{n}", **{k: v for k, v in p.items()
                                                                  if k != "address"})
                        for n, p in peers.items()],
