@@ -95,7 +95,8 @@ class Outcome:
 
 @dataclass
 class Report:
-    """The proof's result: the failures, and how many expectations were checked."""
+    """The proof's result: ``failures`` (flows), ``errors`` (what is not a flow: a ruleset that
+    would not load, unresolvable policy data, invariant 7), how many expectations were checked."""
 
     failures: list[Outcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -387,7 +388,7 @@ def prove(config: Mapping[str, Any], plan: Any, devices: Mapping[str, str] | Non
             out = judge.judge(label, text, expect == "accept", pf)
             if out is not None:
                 report.failures.append(out)
-    report.failures.extend(_peer_failures(config, plan))
+    report.errors.extend(check_peers(config, plan))  # invariant 7
     return report
 
 
@@ -407,16 +408,6 @@ def _with_wan_address(config: Mapping[str, Any], addresses: Mapping[str, Any] | 
             out[s["name"]] = [WAN_PLACEHOLDER]
             break
     return out
-
-
-def _peer_failures(config: Mapping[str, Any], plan: Any) -> list[Any]:
-    return [_Text(x) for x in check_peers(config, plan)]
-
-
-class _Text(str):
-    """A failure that is a plain message (invariant 7)."""
-
-    status = "violated"
 
 
 def check(config: Mapping[str, Any], plan: Any, devices: Mapping[str, str] | None = None

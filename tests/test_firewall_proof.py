@@ -256,3 +256,11 @@ def test_desired_config_with_access_replaces_vpn_ai() -> None:
     assert names[4:7] == ["acc_alice_1", "acc_alice_2", "acc_bob_1"]
     after = config_after(good_config(), **desired)
     assert failures(after, access_plan()) == []
+
+
+def test_check_or_fail_reports_invariant_7() -> None:
+    cfg = with_sections(good_config(), sec("wireguard_wg0", "mallory", public_key="m" * 43 + "=",
+                                           allowed_ips=["10.10.10.9/32"]), pkg="network")
+    with pytest.raises(DeployError) as e:
+        check_or_fail(fixture_plan(), {"config": cfg}, {}, "router")
+    assert "invariant 7: unknown peer section mallory" in str(e.value)
