@@ -359,6 +359,14 @@ def prove(config: Mapping[str, Any], plan: Any, devices: Mapping[str, str] | Non
     per_peer = declares_access(plan)
     dmz_router = str(plan.dmz_router_address)
     eps = endpoints(fw, net)
+    places = {"wan": "the internet (no WAN zone with a device)",
+              "vpn": f"VPN clients (interface {net.vpn_interface} has no device)",
+              "dmz": f"the DMZ {net.dmz_subnet} (no interface with an address in it)",
+              "lan": f"the LAN {net.lan_subnet} (no interface with an address in it)"}
+    for role, what in places.items():
+        if not any(e.role == role for e in eps):
+            report.errors.append(f"the proof cannot place {what}: the invariants about it "
+                                 "cannot be checked")
     judge = _Judge(fw, acknowledged(plan), eps, net,
                    lambda p: _expect(p, net, access, dmz_router, per_peer))
     for pf in flows(fw, net):

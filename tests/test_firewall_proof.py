@@ -264,3 +264,10 @@ def test_check_or_fail_reports_invariant_7() -> None:
     with pytest.raises(DeployError) as e:
         check_or_fail(fixture_plan(), {"config": cfg}, {}, "router")
     assert "invariant 7: unknown peer section mallory" in str(e.value)
+
+
+def test_what_the_proof_cannot_place_fails_closed() -> None:
+    cfg = copy.deepcopy(good_config())
+    cfg["network"] = [s for s in cfg["network"] if s["name"] != "dmz"]
+    found = failures(cfg)
+    assert any(f.startswith("the proof cannot place the DMZ") for f in found), found
