@@ -5,8 +5,10 @@ Modules (one job each): :mod:`firewall.config` (parse the ``firewall``/``network
 :func:`build`), :mod:`firewall.sections` (rule/forwarding/redirect sections),
 :mod:`firewall.values` (option value parsers), :mod:`firewall.chains` (chain construction),
 :mod:`firewall.model` (the verdict engine), :mod:`firewall.types` (the data model),
-:mod:`firewall.render` (nft text), :mod:`firewall.tables` / :mod:`firewall.syntax` (constants,
-nft quoting).
+:mod:`firewall.redirects` (port forwards, NAT reflection, SNAT), :mod:`firewall.render` (nft
+text), :mod:`firewall.tables` / :mod:`firewall.syntax` (constants, nft quoting); and the proof:
+:mod:`firewall.flows` (probes from real addresses), :mod:`firewall.policy` (per-peer access,
+policy tests), :mod:`firewall.proof` (invariants: holds / violated / unknown).
 
 What is modelled (see the research notes on OpenWrt, §D.2 and §D.2b, and the real fw4
 rulesets in ``tests/fixtures/fw4/``, produced by firewall4 598d9fb = OpenWrt 23.05):
