@@ -271,3 +271,13 @@ def test_what_the_proof_cannot_place_fails_closed() -> None:
     cfg["network"] = [s for s in cfg["network"] if s["name"] != "dmz"]
     found = failures(cfg)
     assert any(f.startswith("the proof cannot place the DMZ") for f in found), found
+
+
+def test_check_or_fail_leaves_pending_foreign_changes_to_the_converge() -> None:
+    """The converge refuses to apply over someone else's pending uci changes (its own message);
+    the proof does not pre-empt that message with one about their half-made config."""
+    cfg = with_sections(good_config(), sec("forwarding", "vpn_wan", src="vpn", dest="wan"))
+    check_or_fail(fixture_plan(), {"config": cfg, "pending": ["network.lan.ipaddr=x"]}, {},
+                  "router")
+    with pytest.raises(DeployError):
+        check_or_fail(fixture_plan(), {"config": cfg, "pending": []}, {}, "router")
