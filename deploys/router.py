@@ -17,7 +17,12 @@ from pyinfra.api.exceptions import DeployError
 
 from deploys.peers import peer_config
 from deploys.plan import current_plan
-from deploys.router_config import PACKAGES, current_defaults_forward, desired_router_config
+from deploys.router_config import (
+    PACKAGES,
+    check_or_fail,
+    current_defaults_forward,
+    desired_router_config,
+)
 from facts.openwrt import OpenWrtState
 from operations import openwrt, peer_files, uci
 
@@ -35,10 +40,13 @@ openwrt.packages(
     state=state,
 )
 
+desired = desired_router_config(plan, current_defaults_forward(state["config"]))
+check_or_fail(plan, state, desired, host.name)
+
 uci.converge(
     name="OpenWrt: WireGuard, DMZ, firewall (uci)",
     state=state,
-    **desired_router_config(plan, current_defaults_forward(state["config"])),
+    **desired,
 )
 
 # Devices without SSH (phones, tablets): their configs and QR codes, on the controller.

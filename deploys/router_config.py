@@ -30,13 +30,25 @@ invariant of DESIGN.md section 1 follows from the config:
 * Forwardings that would break isolation (from ``vpn`` or ``wan``, ``dmz`` -> ``lan``/``vpn``,
   ``lan`` -> ``dmz`` unless allowed) and accepting rules from ``vpn`` that are not ours are
   disabled (``enabled '0'``), not deleted: they stay visible for their owner to review.
+
+Per-peer access (optional ``access`` of a peer, see :mod:`firewall.policy`): when any peer
+declares one, ``vpn_ai`` gives way to one rule per peer and destination, ``acc_<peer>_<n>``
+(``src_ip`` the peer's /32), the default destination being the server's API port.
+
+:func:`check_or_fail` proves the invariants, the access and the user's ``policy_tests`` on the
+config as it will be after the run (:func:`config_after`: the router's foreign sections plus
+ours), before anything is uploaded.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from deploys.plan import Plan
+from firewall.flows import network_of
+from firewall.policy import PolicyError, declares_access, parse_target, peer_access
 
 #: Factory 23.05 WAN input rules that a WAN link needs (DHCP, ICMP, IGMP); kept enabled.
 WAN_BASICS = [
@@ -149,7 +161,11 @@ def desired_router_config(plan: Plan, current_forward: str | None = None) -> dic
             target="ACCEPT",
         ),
     ]
-    if plan.server_address is not None:
+    per_peer = access_rules(plan) if declares_access(plan) else None
+    if per_peer is not None:
+        rules[4:4] = per_peer
+        absent.append({"package": "firewall", "name": "vpn_ai"})
+    elif plan.server_address is not None:
         rules.insert(
             4,
             _section(
@@ -159,7 +175,7 @@ def desired_router_config(plan: Plan, current_forward: str | None = None) -> dic
                 dest_port=str(plan.ollama_port), target="ACCEPT",
             ),
         )
-    else:
+    elif per_peer is None:
         absent.append({"package": "firewall", "name": "vpn_ai"})
     if plan.lan_to_dmz:
         rules.append(_section("firewall", "lan_dmz", "forwarding", src="lan", dest=DMZ_ZONE))
@@ -213,3 +229,130 @@ def current_defaults_forward(config: dict[str, Any]) -> str | None:
             value = section["options"].get("forward")
             return value.upper() if isinstance(value, str) else None
     return None
+
+
+_ZONE_OF = {"dmz": DMZ_ZONE, "lan": "lan", "vpn": VPN_ZONE, "wan": "wan"}
+
+
+def access_rules(plan: Plan) -> list[dict[str, Any]]:
+    """One fw4 rule per enabled peer and ``access`` destination, from the peer's /32
+    (``acc_<peer>_<n>``, named ``Allow-<peer>-<n>``). Raises ``DeployError`` for a
+    destination that does not resolve."""
+    net = network_of(plan)
+    out = []
+    for peer in plan.enabled_peers:
+        for i, text in enumerate(peer_access(plan, peer), 1):
+            try:
+                t = parse_target(text, net)
+            except PolicyError as e:
+                from pyinfra.api.exceptions import DeployError
+
+                raise DeployError(f"peer {peer.name}: access: {e}") from None
+            dest_ip = None if t.net == "0.0.0.0/0" else t.net.removesuffix("/32")
+            out.append(_section(
+                "firewall", f"acc_{peer.name}_{i}", "rule",
+                name=f"Allow-{peer.name}-{i}", src=VPN_ZONE, dest=_ZONE_OF[t.zone],
+                src_ip=f"{peer.address}/32", dest_ip=dest_ip,
+                proto=t.proto or "all", dest_port=t.port, target="ACCEPT",
+            ))
+    return out
+
+
+def _matches(section: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+    """An edit's ``match`` against a section (the semantics of ``operations.uci``)."""
+    for key, want in match.items():
+        if key == "type":
+            if section["type"] != want:
+                return False
+            continue
+        have = section["options"].get(key)
+        if isinstance(want, Mapping) and "not_in" in want:
+            if have in want["not_in"]:
+                return False
+            continue
+        if isinstance(have, list):
+            if want not in have:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def config_after(config: Mapping[str, list[dict[str, Any]]],
+                 sections: Iterable[Mapping[str, Any]] = (),
+                 absent: Iterable[Mapping[str, Any]] = (),
+                 edits: Iterable[Mapping[str, Any]] = (),
+                 exclusive_types: Iterable[Iterable[str]] = ()) -> dict[str, list[dict[str, Any]]]:
+    """The uci export ``config`` as it will be once ``uci.converge`` applied the desired state
+    (the same arguments): foreign sections deleted or edited by content, our named sections
+    set (new ones appended), ``absent`` ones gone. Pure: ``config`` is not modified.
+
+    Example::
+
+        after = config_after(state["config"], **desired_router_config(plan))
+    """
+    sections, edits = list(sections), list(edits)
+    desired = {(s["package"], s["name"]): s for s in sections}
+    exclusive = {tuple(x) for x in exclusive_types}
+    gone = {(a["package"], a["name"]) for a in absent}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for pkg, current in config.items():
+        edits_here = [e for e in edits if e["package"] == pkg]
+        result = []
+        for sec in copy.deepcopy(list(current)):
+            key = (pkg, sec.get("name"))
+            if sec.get("name") and key in desired:
+                want = desired[key]
+                if want["type"] == sec["type"]:
+                    sec["options"] = copy.deepcopy(dict(want["options"]))
+                    result.append(sec)
+                continue  # a type change deletes the section; it is added again below
+            if sec.get("name") and key in gone:
+                continue
+            if (pkg, sec["type"]) in exclusive or any(
+                    e.get("delete") and _matches(sec, e.get("match", {})) for e in edits_here):
+                continue
+            for e in edits_here:
+                if e.get("delete") or not _matches(sec, e.get("match", {})):
+                    continue
+                sec["options"].update(copy.deepcopy(e.get("set", {})))
+                for opt, values in e.get("del_list", {}).items():
+                    have = sec["options"].get(opt)
+                    if isinstance(have, list):
+                        sec["options"][opt] = [v for v in have if v not in values]
+                    elif have in values:
+                        del sec["options"][opt]
+            result.append(sec)
+        present = {s.get("name") for s in result}
+        for want in sections:
+            if want["package"] == pkg and want["name"] not in present:
+                result.append({"name": want["name"], "type": want["type"],
+                               "options": copy.deepcopy(dict(want["options"]))})
+        out[pkg] = result
+    return out
+
+
+def check_or_fail(plan: Plan, state: Mapping[str, Any], desired: Mapping[str, Any],
+                  host_name: str) -> None:
+    """Prove the firewall on the config as it will be after this run; raise ``DeployError``
+    (nothing uploaded) naming each broken invariant or test, the flow and the section(s).
+
+    With someone else's uncommitted uci changes pending, nothing is proved here: the export
+    includes them, and ``uci.converge`` refuses to apply anything in that case (its own message).
+    """
+    from pyinfra.api.exceptions import DeployError
+
+    from firewall.proof import prove
+
+    if state.get("pending"):
+        return
+
+    after = config_after(state["config"], **desired)
+    report = prove(after, plan)
+    if report.ok:
+        return
+    lines = "\n".join(f"  - {x}" for x in report.lines())
+    raise DeployError(
+        f"{host_name}: the firewall proof failed on the config this run would apply; "
+        f"nothing was uploaded:\n{lines}"
+    )

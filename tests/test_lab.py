@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from deploys.invariants import check
 from deploys.keys import KeyStore
 from deploys.peers import peer_config
 from deploys.plan import NETWORK_DEFAULTS, materialize, validate
-from operations.fw4 import build
+from firewall import build
+from firewall.proof import check
 from tests.harness.openwrt_host import REPO, _tool
 from tests.lab.lab import (
     ALL_MANAGED,

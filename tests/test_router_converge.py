@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from deploys.invariants import check
 from deploys.keys import KeyStore
 from deploys.plan import materialize, validate
 from deploys.router_config import current_defaults_forward, desired_router_config
 from facts.openwrt import OpenWrtState, parse_state, parse_uci_export
+from firewall.proof import check
 from operations.secret import fingerprint
 from operations.uci import compute_changes
 

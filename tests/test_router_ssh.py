@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from deploys.invariants import check
 from deploys.keys import KeyStore
 from deploys.plan import materialize, validate
 from facts.openwrt import parse_uci_export
+from firewall.proof import check
 from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
 
 pytestmark = pytest.mark.ssh
@@ -272,3 +272,26 @@ def test_rollback_guard_restores_unless_confirmed(tmp_path, router, confirmed):
         assert router.events()[-3:] == ["network reload", "dnsmasq reload", "firewall reload"]
         late = router.run(CONFIRM_COMMAND)
         assert late.returncode == 1 and "too late" in late.stderr
+
+
+def test_a_config_that_breaks_an_invariant_is_never_applied(tmp_path, router):
+    """A foreign rule none of our edits touches (``src '*'`` to the LAN) opens WAN -> LAN
+    tcp/22: the proof on the config as it would be after the run stops the host, naming the
+    invariant, the flow and the section; nothing is uploaded or changed."""
+    secrets = tmp_path / "secrets"
+    inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
+    router.run("uci set firewall.any_ssh=rule; uci set firewall.any_ssh.name=Any-SSH; "
+               "uci set firewall.any_ssh.src='*'; uci set firewall.any_ssh.dest=lan; "
+               "uci set firewall.any_ssh.proto=tcp; uci set firewall.any_ssh.dest_port=22; "
+               "uci set firewall.any_ssh.target=ACCEPT; uci commit firewall", check=True)
+    before = {p: router.read_config(p) for p in ("network", "firewall", "dhcp")}
+    router.reset_counts()
+    router.clear_events()
+    run = pyinfra(inventory, "-y")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "the firewall proof failed" in out and "nothing was uploaded" in out, out
+    assert "invariant 1 violated" in out and "tcp/22" in out and "rule:any_ssh" in out, out
+    assert router.upload_count() == 0 and router.exec_count() == 1, router.commands()
+    assert {p: router.read_config(p) for p in before} == before
+    assert router.events() == []

@@ -19,7 +19,8 @@ ESCAPES = re.compile(
 
 def _sources() -> list[Path]:
     out = []
-    for top in ("deploys", "facts", "operations", "inventories", "templates", "tests", ".ci"):
+    for top in ("deploys", "facts", "firewall", "operations", "inventories", "templates", "tests",
+                ".ci"):
         for p in (REPO / top).rglob("*"):
             if p.is_file() and "fixtures" not in p.relative_to(REPO).parts[:2] \
                     and p.suffix in {".py", ".sh", ".j2", ""} and "__pycache__" not in p.parts:

@@ -2,8 +2,8 @@
 (TEST ONLY).
 
 Every :class:`Probe` is sent with real packets from one lab namespace (``tests/lab/agent.py``)
-and carries the :class:`operations.fw4.Flow` it is at the router, so a test can check three
-things agree: the invariant (``allowed``), the real packets, and ``operations.fw4``'s verdict on
+and carries the :class:`firewall.Flow` it is at the router, so a test can check three
+things agree: the invariant (``allowed``), the real packets, and the ``firewall`` model's verdict on
 the router's committed config. Targets run listeners (:func:`start_listeners`) on every probed
 port, so a refusal can only come from the firewall.
 
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from operations.fw4 import Flow
+from firewall import Flow
 from tests.lab import topology as t
 
 AGENT = Path(__file__).with_name("agent.py")

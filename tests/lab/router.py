@@ -13,7 +13,7 @@ things, both in files of its own:
 * **Host tools are mounted into the root** (read-only, like the harness's Python): iproute2's
   ``ip``, ``wg``, ``wireguard-go`` and ``nft`` under ``/usr/lib/test-standin/host/`` (``wg``
   and ``nft`` also on ``PATH``, as on a router with wireguard-tools), ``/dev/net/tun`` for
-  wireguard-go, and the repository's ``operations/`` under ``/usr/lib/test-standin/repo/`` (the
+  wireguard-go, and the repository's ``firewall/`` under ``/usr/lib/test-standin/repo/`` (the
   firewall stand-in imports the fw4 model). The stand-ins of ``tests/standins/openwrt-lab/``
   replace ``/etc/init.d/{network,firewall,dnsmasq}`` and ``/sbin/ifup`` and add
   ``/etc/init.d/{dropbear,uhttpd}``; being inside the router's mount, PID and network namespaces,
@@ -129,8 +129,8 @@ class LabRouter(OpenWrtHost):
                         have.add(d)
                         mounts.append((os.path.realpath(d), r / d.lstrip("/")))
         mounts.append(("/dev/net/tun", r / "dev" / "net" / "tun"))
-        mounts.append((str(REPO / "operations"),
-                       r / HOST_MOUNT_DIR.lstrip("/") / "repo" / "operations"))
+        mounts.append((str(REPO / "firewall"),
+                       r / HOST_MOUNT_DIR.lstrip("/") / "repo" / "firewall"))
         return mounts
 
     def _write_scripts(self) -> None:

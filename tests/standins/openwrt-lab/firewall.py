@@ -1,12 +1,13 @@
 """TEST STAND-IN for OpenWrt's firewall4 (``fw4``, driven by ``/etc/init.d/firewall``), for the
-lab router. NOT fw4: it builds the project's model of fw4 (``operations/fw4.py``) from
+lab router. NOT fw4: it builds the project's model of fw4 (the ``firewall`` package) from
 ``uci -n export firewall`` + ``network`` and loads ``render_nft(...)`` -- whose rule lines equal
 real fw4 23.05 output for the fixture configs -- into the router's namespace with the host's
 real ``nft -f``: one atomic replace of ``table inet fw4`` (a ruleset that does not load leaves the
 old one in place, as with fw4). NAT (``masq``), MSS clamping and every filter chain are included.
 
-Zone devices come from the *live* interfaces, as fw4 asks ubus: the interface -> device map of
-the netifd stand-in (interfaces that are down contribute no device).
+Zone devices and runtime addresses come from the *live* interfaces, as fw4 asks ubus: the
+netifd stand-in's interface -> device map (interfaces that are down contribute no device) and
+addresses (NAT reflection of port forwards needs the WAN address).
 
 Actions: ``start``/``boot``/``reload``/``restart`` (load), ``stop`` (delete the table),
 ``print`` (the ruleset, like ``fw4 print``), ``hotplug`` (reload only when running and the
@@ -45,10 +46,17 @@ def devices() -> dict[str, str]:
     return {n: live.get(n, "") for n in names}
 
 
-def ruleset(devmap: dict[str, str]) -> str:
-    from operations.fw4 import build, render_nft
+def addresses() -> dict[str, list[str]]:
+    """interface -> its runtime addresses (CIDR; DHCP leases included), for NAT reflection."""
+    return {n: list(r.get("addresses") or []) for n, r in
+            load_state("netifd").get("interfaces", {}).items() if r.get("up")}
 
-    fw = build({"network": uci_export("network"), "firewall": uci_export("firewall")}, devmap)
+
+def ruleset(devmap: dict[str, str]) -> str:
+    from firewall import build, render_nft
+
+    fw = build({"network": uci_export("network"), "firewall": uci_export("firewall")}, devmap,
+               addresses=addresses())
     for finding in fw.warnings:
         log(f"warning: {finding}")
     try:

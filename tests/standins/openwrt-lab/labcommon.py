@@ -2,7 +2,7 @@
 
 Runs INSIDE the fake OpenWrt router (``tests/lab/router.py``) with the host's Python, which the
 test harness bind-mounts read-only; so do the host's ``ip`` (iproute2), ``wg``, ``wireguard-go``
-and ``nft`` (under ``/usr/lib/test-standin/host/``) and the repository's ``operations/``
+and ``nft`` (under ``/usr/lib/test-standin/host/``) and the repository's ``firewall/``
 (``/usr/lib/test-standin/repo``). Standard library only. Nothing here exists on a real router.
 """
 

@@ -1,4 +1,4 @@
-"""Tests for operations/fw4.py, the model of OpenWrt firewall4 semantics.
+"""Tests for the firewall package, the model of OpenWrt firewall4 semantics.
 
 Ground truth: openwrt.md §D.2 (verdict table) and §D.2b, and the rulesets the REAL firewall4 of
 OpenWrt 23.05 produced from the fixture configs (``fixtures/fw4/*.nft``).
@@ -8,141 +8,24 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import re
-import shlex
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from operations.fw4 import Firewall, Flow, RulesetLoadError, build, render_nft
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-DEVICES = {"lan": "br-lan", "wan": "wan", "wan6": "wan", "wg0": "wg0", "dmz": "lan4",
-           "loopback": "lo"}
-AI = "192.168.100.10"
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers: uci config text -> sections, fixture loading, real fw4 ruleset parsing
-# ---------------------------------------------------------------------------------------------
-
-
-def parse_uci_config(text: str) -> list[dict[str, Any]]:
-    """Parse a uci config file (``config``/``option``/``list`` lines) into export sections."""
-    sections: list[dict[str, Any]] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        words = shlex.split(line)
-        if words[0] == "config":
-            name = words[2] if len(words) > 2 else None
-            sections.append({"name": name, "type": words[1], "options": {}})
-        elif words[0] == "option":
-            sections[-1]["options"][words[1]] = words[2]
-        elif words[0] == "list":
-            sections[-1]["options"].setdefault(words[1], []).append(words[2])
-        else:
-            raise ValueError(f"unexpected line {raw!r}")
-    return sections
-
-
-def load_config(fixture: str, which: str) -> dict[str, list[dict[str, Any]]]:
-    data = json.loads((FIXTURES / "uci" / fixture).read_text())
-    return {pkg: parse_uci_config(text) for pkg, text in data[which].items()}
-
-
-def target_config() -> dict[str, list[dict[str, Any]]]:
-    return load_config("wg_dmz_named_batch_first_apply.json", "final_config")
-
-
-def factory_config() -> dict[str, list[dict[str, Any]]]:
-    return load_config("wg_dmz_named_batch_first_apply.json", "initial_config")
-
-
-def apply_uci_set(config: dict[str, list[dict[str, Any]]], argv: list[str]) -> None:
-    """Apply one ``uci set pkg.section[.option]=value`` command (named sections only)."""
-    assert argv[:2] == ["uci", "set"], argv
-    path, value = argv[2].split("=", 1)
-    pkg, sec, *opt = path.split(".")
-    sections = config[pkg]
-    if not opt:
-        sections.append({"name": sec, "type": value, "options": {}})
-        return
-    target = next(s for s in sections if s["name"] == sec)
-    target["options"][opt[0]] = value
-
-
-def with_sections(config: dict[str, Any], *sections: dict[str, Any], before: str | None = None,
-                  pkg: str = "firewall") -> dict[str, Any]:
-    """A copy of ``config`` with sections added (before the first section of type ``before``)."""
-    cfg = copy.deepcopy(config)
-    pos = len(cfg[pkg])
-    if before is not None:
-        pos = next(i for i, s in enumerate(cfg[pkg]) if s["type"] == before)
-    cfg[pkg][pos:pos] = [copy.deepcopy(s) for s in sections]
-    return cfg
-
-
-def sec(type_: str, section_name: str | None = None, /, **options: Any) -> dict[str, Any]:
-    """A uci section in export form; ``options`` are its uci options (``name=`` included)."""
-    return {"name": section_name, "type": type_, "options": options}
-
-
-def set_option(config: dict[str, Any], pkg: str, type_: str, where: dict[str, str],
-               **options: Any) -> dict[str, Any]:
-    cfg = copy.deepcopy(config)
-    s = next(s for s in cfg[pkg] if s["type"] == type_
-             and all(s["options"].get(k) == v for k, v in where.items()))
-    s["options"].update(options)
-    return cfg
-
-
-def parse_real_ruleset(text: str) -> dict[str, dict[str, Any]]:
-    """Chains of an ``fw4 print`` ruleset: hook, policy and the ordered rule lines."""
-    chains: dict[str, dict[str, Any]] = {}
-    cur: dict[str, Any] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        m = re.fullmatch(r"chain (\S+) \{", line)
-        if m:
-            cur = chains[m[1]] = {"hook": None, "type": None, "priority": None,
-                                  "policy": None, "rules": []}
-            continue
-        if cur is None or not line:
-            continue
-        if line == "}":
-            cur = None
-            continue
-        m = re.fullmatch(r"type (\w+) hook (\w+) priority (\w+); policy (\w+);", line)
-        if m:
-            cur.update(type=m[1], hook=m[2], priority=m[3], policy=m[4])
-        else:
-            cur["rules"].append(line)
-    return chains
-
-
-def verdict_token(rule_line: str) -> str:
-    """The verdict of a rendered rule line: ``accept``, ``jump x``, ``reject``... or ``""``."""
-    body = re.sub(r' comment "[^"]*"$', "", rule_line)
-    m = re.search(r"\b(jump|goto) (\S+)$", body)
-    if m:
-        return f"{m[1]} {m[2]}"
-    m = re.search(r"\b(accept|drop|return|masquerade)$", body)
-    if m:
-        return m[1]
-    if re.search(r"\breject( with .*)?$", body):
-        return "reject" + (re.search(r"\breject( with .*)?$", body)[1] or "")  # type: ignore
-    return ""
-
-
-def real_devices(text: str) -> dict[str, list[str]]:
-    return {m[1]: re.findall(r'"([^"]+)"', m[2])
-            for m in re.finditer(r"define (\S+)_devices = \{([^}]*)\}", text)}
+from firewall import Firewall, Flow, RulesetLoadError, build, render_nft
+from tests.harness.fw4_fixtures import (
+    AI,
+    DEVICES,
+    FIXTURES,
+    apply_uci_set,
+    factory_config,
+    parse_uci_config,
+    sec,
+    set_option,
+    target_config,
+    verdict,
+    with_sections,
+)
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +36,6 @@ def target() -> Firewall:
 @pytest.fixture(scope="module")
 def factory() -> Firewall:
     return build(factory_config(), DEVICES)
-
-
-def verdict(fw: Firewall, *args: Any, **kw: Any) -> str:
-    return fw.verdict(Flow(*args, **kw)).action
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,105 +477,3 @@ def test_src_star_rules_go_to_the_main_chains() -> None:
     assert verdict(fw, "wan", "lan", "tcp", 8080) == "reject"  # accept_to_dmz checks oif
     assert verdict(fw, "vpn", "wan", "tcp", 25) == "drop"
     assert verdict(fw, "wan", None, "tcp", 8443) == "accept"
-
-
-# ---------------------------------------------------------------------------------------------
-# Cross-check against the REAL fw4 output
-# ---------------------------------------------------------------------------------------------
-
-REAL = [("initial_config", "factory_2305.nft"), ("final_config", "wg_dmz_target.nft")]
-
-
-@pytest.mark.parametrize("which,nft_file", REAL)
-def test_chains_match_real_fw4(which: str, nft_file: str) -> None:
-    real_text = (FIXTURES / "fw4" / nft_file).read_text()
-    real = parse_real_ruleset(real_text)
-    fw = build(load_config("wg_dmz_named_batch_first_apply.json", which), DEVICES)
-    assert list(fw.chains) == list(real)  # same chains, same order
-    for name, chain in fw.chains.items():
-        r = real[name]
-        assert (chain.hook, chain.policy) == (r["hook"], r["policy"]), name
-        if chain.hook:
-            assert (chain.type, chain.priority) == (r["type"], r["priority"]), name
-        assert chain.verdicts == [verdict_token(x) for x in r["rules"]], name
-        assert [e.nft() for e in chain.entries] == r["rules"], name
-    assert {z.name: list(z.devices) for z in fw.zones} == real_devices(real_text)
-
-
-def test_real_target_ruleset_structure(target: Firewall) -> None:
-    real = parse_real_ruleset((FIXTURES / "fw4" / "wg_dmz_target.nft").read_text())
-    assert [verdict_token(x) for x in real["forward_vpn"]["rules"]] == [
-        "jump accept_to_dmz", "jump reject_to_vpn"]
-    assert "ip daddr 192.168.100.10 tcp dport 11434" in real["forward_vpn"]["rules"][0]
-    assert target.chains["forward_vpn"].verdicts == ["jump accept_to_dmz", "jump reject_to_vpn"]
-    m = target.chains["forward_vpn"][0].match
-    assert (m.daddr, m.l4proto, m.dport) == ((AI,), ("tcp",), ("11434",))
-    for hook in ("input", "forward"):
-        assert real[hook]["policy"] == target.chains[hook].policy == "drop"
-        assert real[hook]["rules"][-1] == "jump handle_reject"
-        assert target.chains[hook].verdicts[-1] == "jump handle_reject"
-    assert real["output"]["policy"] == target.chains["output"].policy == "accept"
-    assert target.chains["forward"].verdicts == [
-        "accept", "jump forward_lan", "jump forward_wan", "jump forward_vpn", "jump forward_dmz",
-        "jump handle_reject"]
-    assert target.chains["accept_to_dmz"][0].match.oifname == ("lan4",)
-    assert target.chains["reject_to_vpn"][0].match.oifname == ("wg0",)
-    assert target.chains["srcnat"].verdicts == ["jump srcnat_wan"]
-    assert target.chains["srcnat_wan"].verdicts == ["masquerade"]
-    for zone in ("lan", "vpn", "dmz"):
-        assert f"helper_{zone}" in target.chains
-    assert "helper_wan" not in target.chains  # masq zones get no auto helper
-
-
-# ---------------------------------------------------------------------------------------------
-# render_nft checked by the real nftables
-# ---------------------------------------------------------------------------------------------
-
-
-def _nft_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    if shutil.which("nft") is None:
-        pytest.skip("nft (nftables) is not installed")
-    if os.geteuid() != 0:
-        pytest.skip("nft -c needs root (CAP_NET_ADMIN)")
-    path = tmp_path / "ruleset.nft"
-    path.write_text(text)
-    return subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True,
-                          timeout=60)
-
-
-@pytest.mark.parametrize("which", ["initial_config", "final_config"])
-def test_render_nft_is_loadable(which: str, tmp_path: Path) -> None:
-    fw = build(load_config("wg_dmz_named_batch_first_apply.json", which), DEVICES)
-    res = _nft_check(render_nft(fw), tmp_path)
-    assert res.returncode == 0, res.stderr
-
-
-def test_render_nft_variants_are_loadable(tmp_path: Path) -> None:
-    extra = [
-        sec("zone", "tun", name="tun", device=["tun+", "!tun9"], subnet="10.8.0.0/24",
-            input="ACCEPT", masq="1", mtu_fix="1", log="1"),
-        sec("rule", "r1", name="R1", src="vpn", proto="icmp", target="DROP"),
-        sec("rule", "r2", name="R2", src="tun", dest="dmz", proto="tcp udp",
-            src_ip="!10.8.0.9", dest_port="!22", src_mac="52:54:00:A1:00:10",
-            start_time="08:00", stop_time="18:00", weekdays="Mon Tue", limit="10/min",
-            limit_burst="5", target="REJECT"),
-        sec("rule", "r3", name='Quote"d', src="*", dest="*", proto="all", target="DROP",
-            family="ipv6", log="1"),
-        sec("rule", "r4", name="R4", dest="wan", proto="udp", dest_port="123", target="REJECT"),
-        sec("forwarding", None, src="tun", dest="*"),
-    ]
-    cfg = set_option(with_sections(target_config(), *extra), "firewall", "defaults", {},
-                     drop_invalid="1", output="REJECT")
-    fw = build(cfg, DEVICES)
-    assert fw.load_error is None
-    text = render_nft(fw)
-    res = _nft_check(text, tmp_path)
-    assert res.returncode == 0, res.stderr + text
-    assert "jump reject_from_tun" not in text and "jump drop_from_tun" not in text
-    assert verdict(fw, "tun1", "lan4", "tcp", 80, src_ip="10.8.0.5",
-                   src_mac="52:54:00:a1:00:10") == "reject"
-    for oif in ("lan4", "wan"):  # dest_port != 22, then the forwarding tun -> '*'
-        v = fw.verdict(Flow("tun1", oif, "tcp", 22, src_ip="10.8.0.5"))
-        assert v.origin == "forwarding:@forwarding[2]" and v.action == "accept"
-    v = fw.verdict(Flow("tun1", "lan4", "udp", 80, src_ip="10.8.0.5", src_mac="52:54:00:a1:00:10"))
-    assert v.origin == "rule:r2" and any("limit rate 10/minute" in a for a in v.assumptions)
