@@ -39,7 +39,7 @@ def prove(config: Mapping[str, Any], plan: Plan) -> list[str]:
     """The invariant proof on a config: one message per violated invariant (empty: all hold).
 
     The one call into the firewall proof, so that it can be repointed in one place."""
-    from deploys.invariants import check
+    from firewall.proof import check
 
     return check(config, plan)
 
