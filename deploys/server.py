@@ -17,7 +17,8 @@ network change that would cut this SSH session), and only what differs:
 6. a check that the API answers (and that HAProxy blocks ``/api/pull``), with a report of
    the APIs this Ollama version offers;
 7. declared models pulled (live progress), undeclared ones pruned when asked, warm models
-   loaded with the clients' ``num_ctx``.
+   loaded with each model's one context size (``deploys/contexts.py``: the same the clients
+   ask for, and ``OLLAMA_CONTEXT_LENGTH`` for those that cannot ask).
 
 A re-run that finds nothing to change runs the one read and nothing else.
 
@@ -29,6 +30,7 @@ Run it through ``deploys/all.py`` (``--limit server`` to touch only the Mac)::
 from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.contexts import declared_context_problems, model_contexts
 from deploys.plan import current_plan
 from deploys.server_plan import (
     LABEL_HAPROXY,
@@ -45,7 +47,8 @@ from operations.templates import HAPROXY_BIN
 
 plan = current_plan()
 settings, errors = validate_server(host.name, host.data.dict())
-if settings is None:
+errors += declared_context_problems(host.name, host.data.dict())
+if settings is None or errors:
     raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
 
 state = host.get_fact(MacServerState, **state_fact_args(settings))
@@ -150,5 +153,5 @@ ollama.models(
     refresh=run.refresh_models,
     warm=[m.name for m in settings.warm_models],
     keep_alive=settings.warm_keep_alive,
-    num_ctx=settings.warm_num_ctx,
+    num_ctx=model_contexts(host.data.dict()),  # each model's one context size
 )
