@@ -40,18 +40,31 @@ from deploys.server_plan import (
     state_fact_args,
     validate_server,
 )
+from deploys.server_upkeep import (
+    LABEL_WARM,
+    NEWSYSLOG_CONF,
+    render_newsyslog,
+    upkeep_files,
+    upkeep_settings,
+    warm_plist,
+)
 from facts.client import BrewPinned
-from facts.macos import MacServerState
+from facts.macos import SERVER_LABELS, MacServerState
 from operations import client_brew, launchd, macos, ollama
 from operations.templates import HAPROXY_BIN
 
 plan = current_plan()
 settings, errors = validate_server(host.name, host.data.dict())
 errors += declared_context_problems(host.name, host.data.dict())
+upkeep, upkeep_errors = upkeep_settings(host.data.dict())
+errors += [f"{host.name}: {e}" for e in upkeep_errors]
 if settings is None or errors:
     raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
 
-state = host.get_fact(MacServerState, **state_fact_args(settings))
+fact_args = state_fact_args(settings)
+fact_args["labels"] = (*SERVER_LABELS, LABEL_WARM)
+fact_args["files"] = [*fact_args["files"], *upkeep_files(upkeep)]
+state = host.get_fact(MacServerState, **fact_args)
 settings = settings.resolve_user(state.get("user"))  # ssh_user unset: the login user
 target = network_target(settings, plan)
 run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")))
@@ -134,6 +147,43 @@ if settings.proxy == "haproxy":
         restart=run.restart_haproxy,
         log_path=settings.haproxy_log,
     )
+
+# -- upkeep between deploys: warm at boot, log rotation (deploys/server_upkeep.py) ----------
+
+warm_names = [m.name for m in settings.warm_models]
+if upkeep.warm_at_boot and warm_names:
+    launchd.service(
+        name=f"Warm at boot ({LABEL_WARM}: {', '.join(warm_names)} whenever Ollama starts)",
+        label=LABEL_WARM,
+        plist=warm_plist(
+            settings.api_address, warm_names, settings.warm_keep_alive,
+            model_contexts(host.data.dict()), mode=settings.service_mode,
+            user_name=settings.ollama_user, log_path=upkeep.warm_log, poll=upkeep.warm_poll),
+        mode=settings.service_mode,
+        state=state,
+        log_path=upkeep.warm_log,
+    )
+else:
+    launchd.absent(name=f"No warm-at-boot job ({LABEL_WARM})", label=LABEL_WARM, state=state)
+
+rotate = upkeep.rotate
+if rotate is not None:
+    logs = [settings.stdout_log, settings.stderr_log, upkeep.warm_log]
+    if settings.proxy == "haproxy":
+        logs.append(settings.haproxy_log)
+    macos.file(
+        name=f"Log rotation {NEWSYSLOG_CONF} ({rotate['size_kb']} KB x {rotate['count']})",
+        path=NEWSYSLOG_CONF,
+        content=render_newsyslog([macos.expand_home(p, state.get("home")) for p in logs],
+                                 settings.ollama_user or str(state.get("user")),
+                                 rotate["size_kb"], rotate["count"]),
+        owner="root:wheel",
+        sudo=True,
+        state=state,
+    )
+else:
+    macos.remove_files(name=f"No log rotation ({NEWSYSLOG_CONF})", paths=[NEWSYSLOG_CONF],
+                       sudo=True, state=state)
 
 ollama.verify(
     name="Ollama answers (and which APIs it offers)",
