@@ -39,6 +39,7 @@ import ipaddress
 from pyinfra import host, inventory, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.api_tokens import TokenStore, token_problems, wants_token
 from deploys.client_plan import (
     ENV_FILE,
     profile_body,
@@ -102,6 +103,11 @@ if settings.claude_code and settings.claude_models:
                                      server_data)
     if errors:
         raise DeployError("invalid client data:\n" + "\n".join(f"  - {e}" for e in errors))
+errors = token_problems(host.name, host.data, server_data)
+if errors:
+    raise DeployError("invalid client data:\n" + "\n".join(f"  - {e}" for e in errors))
+# proxy mode, api_token: the client's bearer token (deploys/api_tokens.py), in the env file only
+api_token = TokenStore(plan.secrets_dir).token(host.name) if wants_token(host.data)[0] else None
 peer = next((p for p in plan.peers if p.host == host.name), None)
 if peer is None:
     raise DeployError(f"{host.name}: not a VPN peer of the plan (is it in group 'clients'?)")
@@ -222,7 +228,8 @@ if manage_tunnel:
 
 client.managed_file(
     name=f"Client env ~/{ENV_FILE}",
-    content=render_env(base_url, settings, claude_offered),
+    content=render_env(base_url, settings, claude_offered,
+                       api_token=api_token.reveal() if api_token else None),
     **_file_args(f"{home}/{ENV_FILE}"),
 )
 for profile, create in profile_targets(state["profiles"]):

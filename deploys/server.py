@@ -12,8 +12,9 @@ network change that would cut this SSH session), and only what differs:
 4. the ``com.ollama`` launchd job (LaunchAgent, or LaunchDaemon with ``UserName``), from
    ``templates/launchd.plist.j2`` with the ``OLLAMA_*`` settings; restarted only when its
    plist or the Ollama binary changed;
-5. with ``proxy = "haproxy"``: ``haproxy.cfg`` (endpoint allowlist, validated with
-   ``haproxy -c``) and the ``com.haproxy`` job, Ollama on 127.0.0.1;
+5. with ``proxy = "haproxy"``: ``haproxy.cfg`` (endpoint allowlist, the bearer tokens of the
+   clients with ``api_token``, ``deploys/api_tokens.py``; validated with ``haproxy -c``) and
+   the ``com.haproxy`` job, Ollama on 127.0.0.1;
 6. a check that the API answers (and that HAProxy blocks ``/api/pull``), with a report of
    the APIs this Ollama version offers;
 7. declared models pulled (live progress), undeclared ones pruned when asked, warm models
@@ -27,9 +28,10 @@ Run it through ``deploys/all.py`` (``--limit server`` to touch only the Mac)::
     pyinfra inventories/home.py deploys/all.py --limit server
 """
 
-from pyinfra import host, logger
+from pyinfra import host, inventory, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.api_tokens import TokenStore, token_clients
 from deploys.contexts import declared_context_problems, model_contexts
 from deploys.plan import current_plan
 from deploys.server_plan import (
@@ -67,7 +69,22 @@ fact_args["files"] = [*fact_args["files"], *upkeep_files(upkeep)]
 state = host.get_fact(MacServerState, **fact_args)
 settings = settings.resolve_user(state.get("user"))  # ssh_user unset: the login user
 target = network_target(settings, plan)
-run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")))
+
+
+def _client_data(name: str):
+    try:
+        return inventory.get_host(name).data
+    except Exception:  # not in this inventory
+        return {}
+
+
+# api_token clients (deploys/api_tokens.py): HAProxy asks them for their token
+api_tokens = tuple(token_clients(
+    ((p.host, str(p.address), _client_data(p.host)) for p in plan.peers if p.host),
+    TokenStore(plan.secrets_dir),
+)) if settings.proxy == "haproxy" else ()
+run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")),
+                 api_tokens=api_tokens)
 for warning in run.warnings:
     logger.warning(f"{host.print_prefix}{warning}")
 if run.errors:

@@ -793,6 +793,7 @@ def server_run(
     target: NetworkTarget,
     state: Mapping[str, Any],
     sudo_password: bool = False,
+    api_tokens: tuple = (),
 ) -> ServerRun:
     """Decide the run: preflight errors and warnings (nothing may change when there are
     errors), the rendered files, and which services will restart.
@@ -983,6 +984,7 @@ def server_run(
             bind=settings.public_address,
             backend=settings.api_address,
             timeout=settings.haproxy_timeout,
+            api_tokens=api_tokens,  # deploys/api_tokens.py
         )
         run.haproxy_plist = templates.haproxy_plist(
             run.haproxy_config_path,

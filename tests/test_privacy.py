@@ -184,3 +184,15 @@ def test_claude_needs_its_context(server: dict, client: dict, problem: str | Non
         assert len(problems) == 1 and problem in problems[0]
         assert problems[0].startswith("alice-mac: ")
     assert CLAUDE_MIN_CONTEXT == 65536
+
+
+def test_api_token_needs_the_proxy() -> None:
+    from deploys.api_tokens import token_problems
+
+    assert token_problems("alice-mac", {"api_token": True}, {"proxy": "haproxy"}) == []
+    assert token_problems("alice-mac", {}, {}) == []
+    assert token_problems("alice-mac", {"api_token": True}, {}) == [
+        "alice-mac: api_token: True (needs the server's proxy = 'haproxy': Ollama itself "
+        "checks no token)"]
+    assert token_problems("alice-mac", {"api_token": "yes"}, {"proxy": "haproxy"}) == [
+        "alice-mac: api_token: 'yes' (expected True or False)"]
