@@ -86,6 +86,7 @@ server = [
         _env={"PATH": _MAC_PATH},
         ollama_models=[{"name": _MODEL, "warm": True}],
         ollama_keep_alive="24h",
+        ollama_context_length=65536,  # Claude Code's minimum (claude_min_context)
         competing_servers="stop",
         **_PLAIN,
     ),
