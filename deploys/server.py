@@ -165,7 +165,28 @@ if settings.proxy == "haproxy":
         log_path=settings.haproxy_log,
     )
 
-# -- upkeep between deploys: warm at boot, log rotation (deploys/server_upkeep.py) ----------
+ollama.verify(
+    name="Ollama answers (and which APIs it offers)",
+    address=settings.api_address,
+    state=state,
+    changed=run.changes_service,
+    proxy_address=settings.public_address if settings.proxy == "haproxy" else None,
+)
+
+ollama.models(
+    name="Ollama models",
+    models=[m.name for m in settings.models],
+    address=settings.api_address,
+    state=state,
+    prune=settings.prune_models,
+    pull_timeout=settings.pull_timeout,
+    refresh=run.refresh_models,
+    warm=[m.name for m in settings.warm_models],
+    keep_alive=settings.warm_keep_alive,
+    num_ctx=model_contexts(host.data.dict()),  # each model's one context size
+)
+
+# -- upkeep between deploys: warm at boot (after the models are there), log rotation -------
 
 warm_names = [m.name for m in settings.warm_models]
 if upkeep.warm_at_boot and warm_names:
@@ -201,24 +222,3 @@ if rotate is not None:
 else:
     macos.remove_files(name=f"No log rotation ({NEWSYSLOG_CONF})", paths=[NEWSYSLOG_CONF],
                        sudo=True, state=state)
-
-ollama.verify(
-    name="Ollama answers (and which APIs it offers)",
-    address=settings.api_address,
-    state=state,
-    changed=run.changes_service,
-    proxy_address=settings.public_address if settings.proxy == "haproxy" else None,
-)
-
-ollama.models(
-    name="Ollama models",
-    models=[m.name for m in settings.models],
-    address=settings.api_address,
-    state=state,
-    prune=settings.prune_models,
-    pull_timeout=settings.pull_timeout,
-    refresh=run.refresh_models,
-    warm=[m.name for m in settings.warm_models],
-    keep_alive=settings.warm_keep_alive,
-    num_ctx=model_contexts(host.data.dict()),  # each model's one context size
-)

@@ -44,16 +44,22 @@ LOG_GROUP = "staff"
 #: <poll seconds> <model> <warm body> [<model> <warm body>...]``.
 WARM_SCRIPT = r"""addr=$1 every=$2; shift 2
 log() { echo "$(date '+%Y-%m-%dT%H:%M:%S%z') warm-models: $*"; }
-warm() {
+failed='' lastfail=''
+warm() {  # warm <retry 0|1> <model> <body>...: a retry logs only the models that had failed
+    retry=$1; shift; failed=''
     while [ $# -ge 2 ]; do
         out=$(curl -sS -m 1800 -H 'Content-Type: application/json' -X POST -d "$2" \
             "http://$addr/api/generate" 2>&1)
         case "$out" in
-            *'"done":true'*) log "$1 loaded ($2)" ;;
-            *) log "$1 FAILED: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-300)" ;;
+            *'"done":true'*)
+                case "$retry:$lastfail" in 0:*|1:*"$1: "*) log "$1 loaded ($2)" ;; esac ;;
+            *) failed="$failed$1: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-300); " ;;
         esac
         shift 2
     done
+    # a failure is retried at every poll, and logged when it is new
+    [ -n "$failed" ] && [ "$failed" != "$lastfail" ] && log "FAILED (retried): $failed"
+    lastfail=$failed
 }
 log "watching http://$addr/api/ps every ${every}s (Ollama's restarts load the warm models)"
 up=0 had=0
@@ -62,10 +68,12 @@ while :; do
         case "$ps" in *'"name"'*) has=1 ;; *) has=0 ;; esac
         if [ "$up" = 0 ]; then
             log "Ollama answers: loading the warm models"
-            warm "$@"
+            warm 0 "$@"
+        elif [ -n "$failed" ]; then
+            warm 1 "$@"
         elif [ "$had" = 1 ] && [ "$has" = 0 ]; then
             log "Ollama has no model loaded any more (restarted?): loading the warm models"
-            warm "$@"
+            warm 0 "$@"
         fi
         up=1
         case "$(curl -fsS -m 5 "http://$addr/api/ps" 2>/dev/null)" in

@@ -3646,6 +3646,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         head = self.command == "HEAD"
         reason = _REASONS.get(reply.status)
+        self.log_request(reply.status)  # --verbose: '"POST /api/chat HTTP/1.1" 200 -'
         self.send_response_only(reply.status, reason)
         self.send_header("Date", email.utils.formatdate(usegmt=True))
         for key, value in reply.headers:
