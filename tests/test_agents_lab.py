@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,8 @@ class Client:
             text = lab.mac_file("client1", f"{mac_home}/{rel}").read_text()
             target.write_text(text.replace(mac_home + "/", f"{home}/"))
         self.dev = self._tunnel_device()
+        addr = self.lab.topology.ip("client1", "-o", "-4", "addr", "show", "dev", self.dev)
+        self.address = re.search(r"inet ([0-9.]+)", addr.stdout).group(1)
         self.endpoint = lab.data["addresses"]["router_wan"]
 
     def ns(self, *argv: str, env: dict | None = None, timeout: float = 300,
@@ -203,16 +206,24 @@ table inet {NFT_TABLE} {{
         return int(packets.group(1)), out
 
 
-def server_requests(lab) -> list[str]:
+def server_requests(lab, source: str) -> list[tuple[str, str]]:
+    """``[(request, status)]`` the server's Ollama logged from ``source`` (the client's VPN
+    address; the warm job's own polls come from the server itself)."""
     log = lab.mac_file("server", "/tmp/ollama.stderr.log")
-    return re.findall(r'"((?:GET|POST|HEAD|DELETE) \S+) HTTP/1\.[01]" (\d+)',
-                      log.read_text()) if log.exists() else []
+    found = re.findall(r'^(\S+) - - \[[^]]*\] "((?:GET|POST|HEAD|DELETE) \S+) HTTP/1\.[01]" '
+                       r'(\d+)', log.read_text(), flags=re.M) if log.exists() else []
+    return [(request, status) for ip, request, status in found if ip == source]
 
 
 @pytest.fixture(scope="module")
 def client(lab, tmp_path_factory):
     c = Client(lab, tmp_path_factory.mktemp("alice-home"))
     c.watch()
+    # the counter is not blind: a lookup of the vendor's host from the namespace is counted
+    before, _ = c.leaks()
+    c.ns("getent", "hosts", "api.anthropic.com", timeout=30)
+    after, table = c.leaks()
+    assert after > before and "53" in table, table
     return c
 
 
@@ -226,16 +237,17 @@ def _env(home: Path, tool_dir: str) -> dict[str, str]:
 def test_claude_code_completes_a_prompt_and_sends_nothing_else(lab, client, tmp_path) -> None:
     if not CLAUDE:
         pytest.skip("set SSOL_AGENT_CLAUDE")
-    before = len(server_requests(lab))
+    before = len(server_requests(lab, client.address))
     start, _ = client.leaks()
     env_sh = client.home / ".config/self-sovereign-ollama/env.sh"
     run = client.ns("bash", "-c", f'. "{env_sh}" && cd "{tmp_path}" && '
                     'claude-ollama -p "Say hello in one short sentence."',
                     env=_env(client.home, str(Path(CLAUDE).parent)), timeout=300)
-    requests = server_requests(lab)[before:]
+    requests = server_requests(lab, client.address)[before:]
     leaked, table = client.leaks()
     report = (f"claude -p: rc={run.returncode} requests={len(requests)} "
-              f"{sorted(set(r for r, _ in requests))} leaked={leaked - start}")
+              f"{dict(Counter(r for r, _ in requests))} leaked={leaked - start} "
+              f"answer={run.stdout.strip()[:200]!r}")
     print(report)
     assert run.returncode == 0, report + run.stdout + run.stderr
     assert run.stdout.strip(), report
@@ -250,18 +262,44 @@ def test_claude_code_completes_a_prompt_and_sends_nothing_else(lab, client, tmp_
 def test_aider_completes_a_prompt_and_sends_nothing_else(lab, client, tmp_path) -> None:
     if not AIDER:
         pytest.skip("set SSOL_AGENT_AIDER")
-    before = len(server_requests(lab))
+    before = len(server_requests(lab, client.address))
     start, _ = client.leaks()
     env_sh = client.home / ".config/self-sovereign-ollama/env.sh"
     run = client.ns("bash", "-c", f'. "{env_sh}" && cd "{tmp_path}" && aider --yes-always '
                     '--no-git --no-pretty --no-stream --message "Say hello in one short '
                     'sentence."', env=_env(client.home, str(Path(AIDER).parent)), timeout=300)
-    requests = server_requests(lab)[before:]
+    requests = server_requests(lab, client.address)[before:]
     leaked, table = client.leaks()
     report = (f"aider --message: rc={run.returncode} requests={len(requests)} "
-              f"{sorted(set(r for r, _ in requests))} leaked={leaked - start}")
+              f"{dict(Counter(r for r, _ in requests))} leaked={leaked - start} "
+              f"answer={run.stdout.strip()[-300:]!r}")
     print(report)
     assert run.returncode == 0, report + run.stdout + run.stderr
     assert requests and all(code == "200" for _, code in requests), report
     assert {r for r, _ in requests} <= {"POST /api/show", "POST /api/chat"}, report
+    assert leaked - start == 0, report + table
+
+
+@pytest.mark.agents
+@pytest.mark.lab
+def test_claude_code_tool_round_ends(lab, client, tmp_path) -> None:
+    """A prompt naming a tool: the stand-in calls it, Claude Code runs it and sends the
+    result, the stand-in answers in text, the agent stops (no loop)."""
+    if not CLAUDE:
+        pytest.skip("set SSOL_AGENT_CLAUDE")
+    before = len(server_requests(lab, client.address))
+    start, _ = client.leaks()
+    env_sh = client.home / ".config/self-sovereign-ollama/env.sh"
+    run = client.ns("bash", "-c", f'. "{env_sh}" && cd "{tmp_path}" && claude-ollama -p '
+                    '"Use the Bash tool to run Echo." --allowedTools Bash',
+                    env=_env(client.home, str(Path(CLAUDE).parent)), timeout=300)
+    requests = server_requests(lab, client.address)[before:]
+    leaked, table = client.leaks()
+    messages = [r for r, _ in requests if r.startswith("POST /v1/messages")]
+    report = (f"claude -p (tool): rc={run.returncode} {dict(Counter(r for r, _ in requests))} "
+              f"leaked={leaked - start} answer={run.stdout.strip()[:200]!r}")
+    print(report)
+    assert run.returncode == 0, report + run.stderr
+    assert len(messages) == 2, report  # the call, then the answer to its result
+    assert "The tool returned:" in run.stdout, report
     assert leaked - start == 0, report + table
