@@ -19,9 +19,14 @@ sudo), then only what differs:
   ``claude-ollama`` function), sourced by one marker block in ``~/.zshrc``, the bash login
   file and ``~/.bashrc`` (if present). The original installer's blocks are replaced.
 * **Aider** (``aider``): Homebrew ``pipx`` + ``python@3.12``, ``pipx install aider-chat``,
-  ``~/.aider.conf.yml`` and ``~/.aider.model.settings.yml`` (``num_ctx`` = the server's warm-up).
-* **Claude Code** (``claude_code``): the ``claude-ollama`` function, only when the server's
-  Ollama is >= 0.14.0 (``server_ollama_version``, or asked from the controller).
+  ``~/.aider.conf.yml`` (analytics, update checks and URL scraping off),
+  ``~/.aider.model.settings.yml`` (``num_ctx`` = the model's one context size,
+  ``deploys/contexts.py``) and ``~/.aider.model.metadata.json`` (so the price list is never
+  fetched).
+* **Claude Code** (``claude_code``): the ``claude-ollama`` function (no traffic but the API:
+  ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC`` and friends, every model role mapped to a
+  declared model), only when the server's Ollama is >= 0.14.0 (``server_ollama_version``, or
+  asked from the controller) and the server's context is at least ``claude_min_context``.
 * **Versions**: Ollama / Claude Code / Aider checked against ``deploys/versions.py``;
   mismatches are reported at the start of the run.
 
@@ -34,6 +39,7 @@ import ipaddress
 from pyinfra import host, inventory, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.api_tokens import TokenStore, token_problems, wants_token
 from deploys.client_plan import (
     ENV_FILE,
     profile_body,
@@ -47,6 +53,13 @@ from deploys.client_plan import (
     undeclared_models,
     validate_client,
 )
+from deploys.client_tools import (
+    MODEL_METADATA_FILE,
+    context_mismatches,
+    render_model_metadata,
+    with_model_contexts,
+)
+from deploys.contexts import claude_context_problems
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.versions import (
@@ -81,6 +94,20 @@ settings, errors = validate_client(host.name, host.data, server_num_ctx(server_d
 if errors:
     raise DeployError("invalid client data:\n" + "\n".join(f"  - {e}" for e in errors))
 assert settings is not None
+# one context size per model (deploys/contexts.py): Aider's num_ctx = the server's for it
+settings = with_model_contexts(settings, host.data, server_data)
+if settings.claude_code and settings.claude_models:
+    c = settings.claude_models
+    errors = claude_context_problems(host.name, host.data,
+                                     [c.default, c.opus, c.sonnet, c.haiku, c.subagent],
+                                     server_data)
+    if errors:
+        raise DeployError("invalid client data:\n" + "\n".join(f"  - {e}" for e in errors))
+errors = token_problems(host.name, host.data, server_data)
+if errors:
+    raise DeployError("invalid client data:\n" + "\n".join(f"  - {e}" for e in errors))
+# proxy mode, api_token: the client's bearer token (deploys/api_tokens.py), in the env file only
+api_token = TokenStore(plan.secrets_dir).token(host.name) if wants_token(host.data)[0] else None
 peer = next((p for p in plan.peers if p.host == host.name), None)
 if peer is None:
     raise DeployError(f"{host.name}: not a VPN peer of the plan (is it in group 'clients'?)")
@@ -141,6 +168,9 @@ for finding in check({"ollama": server_version, "claude_code": claude_installed,
 for model in undeclared_models(settings, server_data):
     logger.warning(f"    [{host.name}] model {model!r} is not in the server's ollama_models: "
                    "it will not be pulled or warmed there")
+for model, ctx, server_ctx in context_mismatches(settings, server_data):
+    logger.warning(f"    [{host.name}] Aider asks for num_ctx {ctx} for {model!r} but the server "
+                   f"loads it with {server_ctx}: Ollama reloads the model at each switch")
 for path in state["legacy"]:
     logger.warning(
         f"    [{host.name}] {path} is left over from the original installer and may hold an old "
@@ -198,7 +228,8 @@ if manage_tunnel:
 
 client.managed_file(
     name=f"Client env ~/{ENV_FILE}",
-    content=render_env(base_url, settings, claude_offered),
+    content=render_env(base_url, settings, claude_offered,
+                       api_token=api_token.reveal() if api_token else None),
     **_file_args(f"{home}/{ENV_FILE}"),
 )
 for profile, create in profile_targets(state["profiles"]):
@@ -241,4 +272,10 @@ if settings.aider:
         content=render_model_settings(settings),
         backup_suffix=BACKUP_SUFFIX,
         **_file_args(f"{home}/.aider.model.settings.yml"),
+    )
+    client.managed_file(
+        name=f"Aider model metadata ~/{MODEL_METADATA_FILE} (never fetched)",
+        content=render_model_metadata(settings),
+        backup_suffix=BACKUP_SUFFIX,
+        **_file_args(f"{home}/{MODEL_METADATA_FILE}"),
     )

@@ -376,20 +376,24 @@ def server_base_url(address: object, port: int) -> str:
     return f"http://{address}:{port}"
 
 
-def render_env(base_url: str, settings: ClientSettings, claude_offered: bool) -> str:
+def render_env(base_url: str, settings: ClientSettings, claude_offered: bool,
+               api_token: str | None = None) -> str:
     """The env file (``~/.config/self-sovereign-ollama/env.sh``): the client env contract
     (``OLLAMA_API_BASE`` without ``/v1``, ``OPENAI_API_BASE`` with it, ``OPENAI_API_KEY``,
-    ``AIDER_MODEL``) and, when offered, the ``claude-ollama`` function (bash/zsh)."""
+    ``AIDER_MODEL``) and, when offered, the ``claude-ollama`` function (bash/zsh).
+    ``api_token``: the client's bearer token (proxy mode, ``deploys/api_tokens.py``): the API
+    key of every tool (``OPENAI_API_KEY``, ``OLLAMA_API_KEY``, ``ANTHROPIC_AUTH_TOKEN``)."""
     model = settings.aider_model
     return _ENV.get_template("client-env.sh.j2").render(
         ollama_api_base=base_url,
         openai_api_base=base_url + "/v1",
-        openai_api_key="ollama",
+        openai_api_key=api_token or "ollama",
+        ollama_api_key=api_token,
         aider_model=model.aider_name if model else None,
         local_bin=settings.aider,
         claude=settings.claude_models if (settings.claude_code and claude_offered) else None,
         anthropic_base_url=base_url,
-        anthropic_auth_token="ollama",
+        anthropic_auth_token=api_token or "ollama",
         claude_min_ollama=CLAUDE_CODE_MIN_OLLAMA,
     )
 
@@ -403,6 +407,7 @@ def render_aider_conf(base_url: str, settings: ClientSettings, home: str) -> str
         model=model.aider_name,
         ollama_api_base=base_url,
         model_settings_file=f"{home}/.aider.model.settings.yml",
+        model_metadata_file=f"{home}/.aider.model.metadata.json",
     )
 
 

@@ -12,12 +12,14 @@ network change that would cut this SSH session), and only what differs:
 4. the ``com.ollama`` launchd job (LaunchAgent, or LaunchDaemon with ``UserName``), from
    ``templates/launchd.plist.j2`` with the ``OLLAMA_*`` settings; restarted only when its
    plist or the Ollama binary changed;
-5. with ``proxy = "haproxy"``: ``haproxy.cfg`` (endpoint allowlist, validated with
-   ``haproxy -c``) and the ``com.haproxy`` job, Ollama on 127.0.0.1;
+5. with ``proxy = "haproxy"``: ``haproxy.cfg`` (endpoint allowlist, the bearer tokens of the
+   clients with ``api_token``, ``deploys/api_tokens.py``; validated with ``haproxy -c``) and
+   the ``com.haproxy`` job, Ollama on 127.0.0.1;
 6. a check that the API answers (and that HAProxy blocks ``/api/pull``), with a report of
    the APIs this Ollama version offers;
 7. declared models pulled (live progress), undeclared ones pruned when asked, warm models
-   loaded with the clients' ``num_ctx``.
+   loaded with each model's one context size (``deploys/contexts.py``: the same the clients
+   ask for, and ``OLLAMA_CONTEXT_LENGTH`` for those that cannot ask).
 
 A re-run that finds nothing to change runs the one read and nothing else.
 
@@ -26,9 +28,11 @@ Run it through ``deploys/all.py`` (``--limit server`` to touch only the Mac)::
     pyinfra inventories/home.py deploys/all.py --limit server
 """
 
-from pyinfra import host, logger
+from pyinfra import host, inventory, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.api_tokens import TokenStore, token_clients
+from deploys.contexts import declared_context_problems, model_contexts
 from deploys.plan import current_plan
 from deploys.server_plan import (
     LABEL_HAPROXY,
@@ -38,20 +42,49 @@ from deploys.server_plan import (
     state_fact_args,
     validate_server,
 )
+from deploys.server_upkeep import (
+    LABEL_WARM,
+    NEWSYSLOG_CONF,
+    render_newsyslog,
+    upkeep_files,
+    upkeep_settings,
+    warm_plist,
+)
 from facts.client import BrewPinned
-from facts.macserver import MacServerState
+from facts.macserver import SERVER_LABELS, MacServerState
 from operations import client_brew, launchd, macos, ollama
 from operations.templates import HAPROXY_BIN
 
 plan = current_plan()
 settings, errors = validate_server(host.name, host.data.dict())
-if settings is None:
+errors += declared_context_problems(host.name, host.data.dict())
+upkeep, upkeep_errors = upkeep_settings(host.data.dict())
+errors += [f"{host.name}: {e}" for e in upkeep_errors]
+if settings is None or errors:
     raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
 
-state = host.get_fact(MacServerState, **state_fact_args(settings))
+fact_args = state_fact_args(settings)
+fact_args["labels"] = (*SERVER_LABELS, LABEL_WARM)
+fact_args["files"] = [*fact_args["files"], *upkeep_files(upkeep)]
+state = host.get_fact(MacServerState, **fact_args)
 settings = settings.resolve_user(state.get("user"))  # ssh_user unset: the login user
 target = network_target(settings, plan)
-run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")))
+
+
+def _client_data(name: str):
+    try:
+        return inventory.get_host(name).data
+    except Exception:  # not in this inventory
+        return {}
+
+
+# api_token clients (deploys/api_tokens.py): HAProxy asks them for their token
+api_tokens = tuple(token_clients(
+    ((p.host, str(p.address), _client_data(p.host)) for p in plan.peers if p.host),
+    TokenStore(plan.secrets_dir),
+)) if settings.proxy == "haproxy" else ()
+run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")),
+                 api_tokens=api_tokens)
 for warning in run.warnings:
     # Advice on a choice the inventory made (a LaunchAgent needs its user's login after a
     # reboot) is shown when the service is installed or changed, not again on every run.
@@ -154,5 +187,42 @@ ollama.models(
     refresh=run.refresh_models,
     warm=[m.name for m in settings.warm_models],
     keep_alive=settings.warm_keep_alive,
-    num_ctx=settings.warm_num_ctx,
+    num_ctx=model_contexts(host.data.dict()),  # each model's one context size
 )
+
+# -- upkeep between deploys: warm at boot (after the models are there), log rotation -------
+
+warm_names = [m.name for m in settings.warm_models]
+if upkeep.warm_at_boot and warm_names:
+    launchd.service(
+        name=f"Warm at boot ({LABEL_WARM}: {', '.join(warm_names)} whenever Ollama starts)",
+        label=LABEL_WARM,
+        plist=warm_plist(
+            settings.api_address, warm_names, settings.warm_keep_alive,
+            model_contexts(host.data.dict()), mode=settings.service_mode,
+            user_name=settings.ollama_user, log_path=upkeep.warm_log, poll=upkeep.warm_poll),
+        mode=settings.service_mode,
+        state=state,
+        log_path=upkeep.warm_log,
+    )
+else:
+    launchd.absent(name=f"No warm-at-boot job ({LABEL_WARM})", label=LABEL_WARM, state=state)
+
+rotate = upkeep.rotate
+if rotate is not None:
+    logs = [settings.stdout_log, settings.stderr_log, upkeep.warm_log]
+    if settings.proxy == "haproxy":
+        logs.append(settings.haproxy_log)
+    macos.file(
+        name=f"Log rotation {NEWSYSLOG_CONF} ({rotate['size_kb']} KB x {rotate['count']})",
+        path=NEWSYSLOG_CONF,
+        content=render_newsyslog([macos.expand_home(p, state.get("home")) for p in logs],
+                                 settings.ollama_user or str(state.get("user")),
+                                 rotate["size_kb"], rotate["count"]),
+        owner="root:wheel",
+        sudo=True,
+        state=state,
+    )
+else:
+    macos.remove_files(name=f"No log rotation ({NEWSYSLOG_CONF})", paths=[NEWSYSLOG_CONF],
+                       sudo=True, state=state)

@@ -78,6 +78,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
 
+from deploys.contexts import server_context
+
 #: Service modes: a LaunchAgent of the SSH user, or a LaunchDaemon with ``UserName``.
 SERVICE_MODES = ("agent", "daemon")
 BIND_MODES = ("dmz", "all")
@@ -439,9 +441,9 @@ def validate_server(
             )
         else:
             env["OLLAMA_KEEP_ALIVE"] = str(parsed_ka)
-    context = c.integer(data, "ollama_context_length", 256, 2**21)
-    if context is not None:
-        env["OLLAMA_CONTEXT_LENGTH"] = str(context)
+    c.integer(data, "ollama_context_length", 256, 2**21)
+    # one context size per model (deploys/contexts.py): a request without num_ctx gets this
+    env["OLLAMA_CONTEXT_LENGTH"] = str(server_context(data))
     parallel = c.integer(data, "ollama_num_parallel", 1, 64)
     if parallel is not None:
         env["OLLAMA_NUM_PARALLEL"] = str(parallel)
@@ -493,7 +495,8 @@ def validate_server(
             )
         else:
             warm_keep_alive = parsed
-    warm_num_ctx = c.integer(data, "ollama_warm_num_ctx", 256, 2**21, default=context)
+    warm_num_ctx = c.integer(data, "ollama_warm_num_ctx", 256, 2**21,
+                             default=server_context(data))
     pull_timeout = c.integer(data, "ollama_pull_timeout", 0, 7 * 24 * 3600, default=0) or 0
     upgrade = c.boolean(data, "ollama_upgrade", False)
     memory_check = c.choice(data, "ollama_memory_check", MEMORY_CHECKS, "warn")
@@ -602,9 +605,10 @@ def _models(c: _Checker, raw: object) -> tuple[ModelSpec, ...]:
         if not isinstance(item, Mapping):
             c.error(fld, item, "expected a model name or a dict with 'name'")
             continue
-        unknown = sorted(set(item) - {"name", "warm", "memory_gb"})
+        unknown = sorted(set(item) - {"name", "warm", "memory_gb", "context_length"})
         for key in unknown:
-            c.error(f"{fld}.{key}", item[key], "unknown model field (name, warm, memory_gb)")
+            c.error(f"{fld}.{key}", item[key],
+                    "unknown model field (name, warm, memory_gb, context_length)")
         name = item.get("name")
         if not isinstance(name, str) or not MODEL_NAME.match(name):
             c.error(fld, name, "not an Ollama model name like 'qwen2.5-coder:32b'")
@@ -789,6 +793,7 @@ def server_run(
     target: NetworkTarget,
     state: Mapping[str, Any],
     sudo_password: bool = False,
+    api_tokens: tuple = (),
 ) -> ServerRun:
     """Decide the run: preflight errors and warnings (nothing may change when there are
     errors), the rendered files, and which services will restart.
@@ -980,6 +985,7 @@ def server_run(
             bind=settings.public_address,
             backend=settings.api_address,
             timeout=settings.haproxy_timeout,
+            api_tokens=api_tokens,  # deploys/api_tokens.py
         )
         run.haproxy_plist = templates.haproxy_plist(
             run.haproxy_config_path,

@@ -5,13 +5,15 @@
     pyinfra inventories/home.py deploys/uninstall.py --limit alice-mac
 
 **Server** (group ``server``): one read (``facts.macserver.MacServerState``), then only what is
-there: the ``com.haproxy`` and ``com.ollama`` launchd jobs are booted out of every domain they
-are loaded in (LaunchAgent and LaunchDaemon) and their plists deleted, HAProxy's config (and its
-directory when empty) and the logs are deleted, and with ``uninstall_revert_dhcp = True`` the
-network service goes back to DHCP (refused over the SSH link it would change unless
-``static_ip_over_ssh = True``: then detached, with automatic rollback). Kept: Homebrew and its
-``ollama``/``haproxy`` formulae (``brew uninstall ollama`` by hand), the models in
-``~/.ollama/models`` (or ``OLLAMA_MODELS``), the power settings. A second run changes nothing.
+there: the ``com.ollama.warm``, ``com.haproxy`` and ``com.ollama`` launchd jobs are booted out
+of every domain they are loaded in (LaunchAgent and LaunchDaemon) and their plists deleted,
+HAProxy's config (and its directory when empty), the newsyslog conf
+(``/etc/newsyslog.d/org.self-sovereign-ollama.conf``) and the logs are deleted, and with
+``uninstall_revert_dhcp = True`` the network service goes back to DHCP (refused over the SSH
+link it would change unless ``static_ip_over_ssh = True``: then detached, with automatic
+rollback). Kept: Homebrew and its ``ollama``/``haproxy`` formulae (``brew uninstall ollama`` by
+hand), the models in ``~/.ollama/models`` (or ``OLLAMA_MODELS``), the power settings. A second
+run changes nothing.
 
 **Clients** (group ``clients``): ``deploys/uninstall_client.py`` (the client role's own
 uninstall), included here when present. Other roles add theirs the same way.
@@ -30,7 +32,8 @@ from deploys.server_plan import (
     state_fact_args,
     validate_server,
 )
-from facts.macserver import MacServerState
+from deploys.server_upkeep import LABEL_WARM, NEWSYSLOG_CONF, upkeep_files, upkeep_settings
+from facts.macserver import SERVER_LABELS, MacServerState
 from operations import launchd, macos
 from operations.macos import expand_home
 
@@ -42,7 +45,11 @@ def uninstall_server() -> None:
     settings, errors = validate_server(host.name, host.data.dict())
     if settings is None:
         raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
-    state = host.get_fact(MacServerState, **state_fact_args(settings, upgrade_check=False))
+    upkeep, _ = upkeep_settings(host.data.dict())  # bad upkeep data must not block an uninstall
+    fact_args = state_fact_args(settings, upgrade_check=False)
+    fact_args["labels"] = (*SERVER_LABELS, LABEL_WARM)
+    fact_args["files"] = [*fact_args["files"], *upkeep_files(upkeep)]
+    state = host.get_fact(MacServerState, **fact_args)
     settings = settings.resolve_user(state.get("user"))
     if not state or not state.get("complete") or not state.get("home"):
         raise DeployError(f"{host.name}: could not read the Mac's state; nothing was changed")
@@ -52,8 +59,8 @@ def uninstall_server() -> None:
     needs_sudo = any(
         (jobs.get(label) or {}).get("system", {}).get("loaded")
         or files.get(f"/Library/LaunchDaemons/{label}.plist")
-        for label in (LABEL_OLLAMA, LABEL_HAPROXY)
-    )
+        for label in (LABEL_OLLAMA, LABEL_HAPROXY, LABEL_WARM)
+    ) or bool(files.get(NEWSYSLOG_CONF))
     network = state.get("network") or {}
     revert = settings.uninstall_revert_dhcp and settings.static_ip
     if revert and not (network.get("method") == "dhcp" and state.get("dns") == []):
@@ -64,6 +71,9 @@ def uninstall_server() -> None:
             "LaunchDaemons / revert the network; nothing was changed)"
         )
 
+    launchd.absent(
+        name=f"Remove the warm-at-boot job ({LABEL_WARM})", label=LABEL_WARM, state=state
+    )
     launchd.absent(
         name=f"Remove the HAProxy service ({LABEL_HAPROXY})", label=LABEL_HAPROXY, state=state
     )
@@ -81,8 +91,12 @@ def uninstall_server() -> None:
                 commands=[f"rmdir {shlex.quote(config_dir)} 2>/dev/null || true"],
             )
     macos.remove_files(
+        name=f"Remove the log rotation ({NEWSYSLOG_CONF})", paths=[NEWSYSLOG_CONF], sudo=True,
+        state=state,
+    )
+    macos.remove_files(
         name="Remove the logs",
-        paths=[settings.stdout_log, settings.stderr_log, settings.haproxy_log],
+        paths=[settings.stdout_log, settings.stderr_log, settings.haproxy_log, upkeep.warm_log],
         state=state,
     )
     if revert:

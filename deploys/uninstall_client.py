@@ -9,8 +9,8 @@ What goes (only what this project put there, each step a no-op when already gone
 * the private directory ``~/.config/self-sovereign-ollama`` (env file, upload leftovers);
 * the marker blocks in ``~/.zshrc``, ``~/.bash_profile``, ``~/.bash_login``, ``~/.profile``,
   ``~/.bashrc`` (and the original installer's ``ai-client`` / ``claude-ollama`` blocks);
-* ``~/.aider.conf.yml`` and ``~/.aider.model.settings.yml`` if they are ours (a file of yours
-  that they replaced is put back);
+* ``~/.aider.conf.yml``, ``~/.aider.model.settings.yml`` and ``~/.aider.model.metadata.json``
+  if they are ours (a file of yours that they replaced is put back);
 * the original installer's key files (``~/Downloads/ai-server-vpn.conf``, ``~/.ai-client``);
 * Aider itself only with ``uninstall_aider = True`` (``pipx uninstall aider-chat``).
 
@@ -78,7 +78,7 @@ for profile in PROFILES:
         present=False,
     )
 
-for name in (".aider.conf.yml", ".aider.model.settings.yml"):
+for name in (".aider.conf.yml", ".aider.model.settings.yml", ".aider.model.metadata.json"):
     path = f"{home}/{name}"
     client.managed_file(
         name=f"~/{name}: removed (yours put back if it was replaced)",

@@ -66,8 +66,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     ),
     Requirement(
         "aider", "ollama", API_MIN_VERSIONS["/v1/models"],
-        "Aider lists models with GET /v1/models (Ollama 0.2.0+), and the server's warm-up "
-        "only sticks when later requests without keep_alive keep the runner (0.2.0+)",
+        "the server's warm-up only sticks when later requests without keep_alive keep the "
+        "runner (0.2.0+); Aider 0.86 with this project's config (ollama_chat/ models) calls "
+        "only POST /api/show and POST /api/chat, both older (tests/test_agents_lab.py)",
         "ollama commits 996bb1b85 and 955f2a4e0, first in v0.2.0",
     ),
 )

@@ -38,7 +38,8 @@ HEADER = "Managed by pyinfra (self-sovereign-ollama"
 #: Our private directory under $HOME (mode 700): env file, upload staging.
 CONFIG_DIR = ".config/self-sovereign-ollama"
 #: Files under $HOME the role manages (relative to $HOME).
-MANAGED_FILES = (f"{CONFIG_DIR}/env.sh", ".aider.conf.yml", ".aider.model.settings.yml")
+MANAGED_FILES = (f"{CONFIG_DIR}/env.sh", ".aider.conf.yml", ".aider.model.settings.yml",
+                 ".aider.model.metadata.json")
 BACKUP_SUFFIX = ".before-self-sovereign-ollama"
 LEGACY_PATHS = ("Downloads/ai-server-vpn.conf", ".ai-client")
 PIPX_PACKAGE = "aider-chat"

@@ -298,7 +298,7 @@ def converge_models(
     timeout: int,
     warm: Sequence[str] = (),
     keep_alive: str | int = -1,
-    num_ctx: int | None = None,
+    num_ctx: NumCtx = None,
 ) -> bool:
     """FunctionCommand body of :func:`models`: read ``/api/tags`` now (the service may have
     just started), pull what is missing with live progress, delete undeclared models (when
@@ -354,7 +354,7 @@ def models(
     refresh: bool = False,
     warm: list[str] | None = None,
     keep_alive: str | int = -1,
-    num_ctx: int | None = None,
+    num_ctx: NumCtx = None,
 ):
     """Have exactly the declared models (pull the missing; with ``prune``, delete the others),
     and the ``warm`` ones loaded in memory.
@@ -408,15 +408,26 @@ def models(
 # -- warm-up ----------------------------------------------------------------------------------
 
 
-def warm_body(model: str, keep_alive: str | int, num_ctx: int | None) -> str:
+#: ``num_ctx`` arguments: one size for every model, ``{model: size}`` (the models' one context
+#: size each, ``deploys/contexts.py``), or None (the server's default).
+NumCtx = int | Mapping[str, int] | None
+
+
+def ctx_of(num_ctx: NumCtx, model: str) -> int | None:
+    """The ``num_ctx`` to load ``model`` with."""
+    return num_ctx.get(model) if isinstance(num_ctx, Mapping) else num_ctx
+
+
+def warm_body(model: str, keep_alive: str | int, num_ctx: NumCtx) -> str:
     body: dict[str, Any] = {"model": model, "keep_alive": keep_alive}
-    if num_ctx:
-        body["options"] = {"num_ctx": num_ctx}
+    ctx = ctx_of(num_ctx, model)
+    if ctx:
+        body["options"] = {"num_ctx": ctx}
     return json.dumps(body, separators=(",", ":"))
 
 
 def warm_script(
-    models: Sequence[str], address: str, keep_alive: str | int, num_ctx: int | None
+    models: Sequence[str], address: str, keep_alive: str | int, num_ctx: NumCtx
 ) -> str:
     """Load each model with ``POST /api/generate`` (no prompt: load only), continuing after
     failures; ``##failed <model> <answer>`` for those that fail."""
@@ -446,9 +457,10 @@ def run_warm(state, host, models: list[str], address: str, keep_alive, num_ctx) 
     return True
 
 
-def is_warm(loaded: Mapping[str, Any], keep_alive: str | int, num_ctx: int | None) -> bool:
+def is_warm(loaded: Mapping[str, Any], keep_alive: str | int, num_ctx: NumCtx) -> bool:
     """A loaded model (``/api/ps`` entry) already matches the warm-up: same context length (if
     the server reports it) and, for a negative keep-alive, an expiry in the far future."""
+    num_ctx = ctx_of(num_ctx, str(loaded.get("name") or loaded.get("model") or ""))
     if num_ctx and loaded.get("context_length") not in (None, num_ctx):
         return False
     negative = str(keep_alive).startswith("-")
@@ -466,7 +478,7 @@ def warm(
     models: list[str],
     address: str,
     keep_alive: str | int = -1,
-    num_ctx: int | None = None,
+    num_ctx: NumCtx = None,
     state: dict[str, Any] | None = None,
     force: bool = False,
 ):

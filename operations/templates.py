@@ -11,9 +11,11 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -141,9 +143,17 @@ def haproxy_config(
     timeout: str = "10m",
     maxconn: int = 4096,
     log_level: str = "info",
+    api_tokens: Sequence[Any] = (),
 ) -> str:
     """``haproxy.cfg``: listen on ``bind`` (``ip:port``), forward only :data:`ALLOWED_PATHS`
-    (+ ``/v1/models/<model>``) to ``backend`` (``127.0.0.1:port``), 403 for everything else."""
+    (+ ``/v1/models/<model>``) to ``backend`` (``127.0.0.1:port``), 403 for everything else.
+    ``api_tokens``: ``deploys.api_tokens.TokenClient`` s (``name``, ``address``, ``sha256``,
+    ``acl``): a request from such a client's address without ``Authorization: Bearer
+    <token>`` (compared by SHA-256: the config holds no token) is answered 401."""
+    for client in api_tokens:
+        if not re.fullmatch(r"[0-9a-f]{64}", client.sha256) or not re.fullmatch(
+                r"[0-9.]+", client.address) or not re.fullmatch(r"\w+", client.acl):
+            raise ValueError(f"haproxy_config: bad api token entry for {client.name!r}")
     return render(
         "haproxy.cfg.j2",
         bind=bind,
@@ -153,4 +163,5 @@ def haproxy_config(
         log_level=log_level,
         exact_paths=ALLOWED_PATHS,
         path_regexes=ALLOWED_PATH_REGEXES,
+        api_tokens=list(api_tokens),
     )

@@ -256,11 +256,15 @@ def test_aider_conf_field_by_field() -> None:
     conf = yaml.safe_load(render_aider_conf(BASE, settings(), "/Users/alice"))
     assert conf == {
         "model": "ollama_chat/qwen2.5-coder:32b",
-        "set-env": ["OLLAMA_API_BASE=http://192.168.100.10:11434"],
+        "set-env": ["OLLAMA_API_BASE=http://192.168.100.10:11434",
+                    "LITELLM_LOCAL_MODEL_COST_MAP=True"],
         "model-settings-file": "/Users/alice/.aider.model.settings.yml",
+        "model-metadata-file": "/Users/alice/.aider.model.metadata.json",
         "show-model-warnings": False,
         "check-update": False,
+        "show-release-notes": False,
         "analytics-disable": True,
+        "detect-urls": False,
     }
 
 

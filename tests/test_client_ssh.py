@@ -346,7 +346,7 @@ def write_inventory(path: Path, mac: FakeMac, secrets: Path, client: dict,
         f"NET = {net!r}\n"
         "router = [('router', {'ssh_hostname': '192.0.2.1', **NET})]\n"
         f"server = [('ai-server', {{'ssh_hostname': '192.0.2.2', 'dmz_address': "
-        f"{server_address!r}, **NET}})]\n"
+        f"{server_address!r}, 'ollama_context_length': 65536, **NET}})]\n"  # Claude: >= 64k
         f"clients = [('alice-mac', {{**{mac.inventory_data()!r}, **NET, 'vpn_name': 'alice_mac',"
         f" **{client!r}}})]\n")
     return path
@@ -442,7 +442,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
                                     "http://192.168.100.10:11434/v1",
                                     "ollama_chat/qwen2.5-coder:32b", "function"], login.stderr
     assert mac.path("/Users/alice/.local/pipx/venvs/aider-chat").is_dir()
-    assert "num_ctx: 32768" in mac.path("/Users/alice/.aider.model.settings.yml").read_text()
+    assert "num_ctx: 65536" in mac.path("/Users/alice/.aider.model.settings.yml").read_text()
     assert "ai-server-vpn.conf" in first.stderr + first.stdout  # the leftover key is reported
 
     # -- second run: nothing to do, two reads
@@ -453,7 +453,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert len(reads) == 2, reads
     assert reads[1].startswith("sudo -H -n sh -c") and "launchctl print" in reads[1]
     assert "[alice-mac] Success" not in second.stderr
-    assert second.stderr.count("[alice-mac] No changes") == 10  # every operation
+    assert second.stderr.count("[alice-mac] No changes") == 11  # every operation
 
     # -- a reboot: launchd loads the LaunchDaemon, which brings the tunnel up again
     boot = mac.run("rm -f /run/wireguard/*; launchctl standin-boot")

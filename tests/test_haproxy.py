@@ -130,11 +130,13 @@ class Backend:
 
 
 class Proxy:
-    def __init__(self, tmp_path: Path, backend_port: int, timeout: str = "10m") -> None:
+    def __init__(self, tmp_path: Path, backend_port: int, timeout: str = "10m",
+                 api_tokens: tuple = ()) -> None:
         self.port = free_port()
         cfg = tmp_path / "haproxy.cfg"
         cfg.write_text(
-            haproxy_config(f"127.0.0.1:{self.port}", f"127.0.0.1:{backend_port}", timeout=timeout)
+            haproxy_config(f"127.0.0.1:{self.port}", f"127.0.0.1:{backend_port}", timeout=timeout,
+                           api_tokens=api_tokens)
         )
         self.log = tmp_path / "haproxy.log"
         self.proc = subprocess.Popen(
@@ -153,10 +155,13 @@ class Proxy:
                 time.sleep(0.05)
         raise RuntimeError("haproxy did not start: " + self.log.read_text())
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict | None = None, source: str | None = None) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10,
+                                          source_address=(source, 0) if source else None)
         try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+            conn.request(method, path, body=body,
+                         headers={"Content-Type": "application/json", **(headers or {})})
             resp = conn.getresponse()
             return resp.status, resp.read()
         finally:
@@ -289,3 +294,51 @@ def test_timeouts_are_inactivity_timeouts(tmp_path, backend):
         assert body.count(b"data: ") == 6
     finally:
         proxy.close()
+
+
+# -- optional API tokens (deploys/api_tokens.py) ----------------------------------------------
+
+
+def test_api_tokens_per_client_address(tmp_path, backend):
+    """alice (127.0.0.2) has a token: from her address nothing passes without it (a leaked
+    tunnel key gives her address, not her token); bob (127.0.0.3) has none and is not asked.
+    The config holds only SHA-256 hashes."""
+    from deploys.api_tokens import TokenClient, TokenStore, bearer_sha256, token_clients
+
+    store = TokenStore(tmp_path / "secrets", dry=False)
+    clients = token_clients([("alice-mac", "127.0.0.2", {"api_token": True}),
+                             ("bob-mac", "127.0.0.3", {})], store)
+    token = store.token("alice-mac").reveal()
+    assert clients == [TokenClient("alice-mac", "127.0.0.2", bearer_sha256(token))]
+    path = tmp_path / "secrets" / "api-tokens" / "alice-mac.token"
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert store.token("alice-mac").reveal() == token  # stable: made once
+    proxy = Proxy(tmp_path, backend.port, api_tokens=tuple(clients))
+    try:
+        cfg = (tmp_path / "haproxy.cfg").read_text()
+        assert token not in cfg and bearer_sha256(token) in cfg
+        assert check(cfg, tmp_path).returncode == 0
+        backend.release.set()
+        alice = {"source": "127.0.0.2"}
+        assert proxy.request("GET", "/api/tags", **alice)[0] == 401
+        bad = {"Authorization": "Bearer sso-" + "x" * 43}
+        assert proxy.request("GET", "/api/tags", headers=bad, **alice)[0] == 401
+        assert proxy.request("GET", "/api/tags", headers={"x-api-key": token}, **alice)[0] == 401
+        assert backend.seen == []  # nothing unauthenticated reached Ollama
+        good = {"Authorization": f"Bearer {token}"}
+        assert proxy.request("GET", "/api/tags", headers=good, **alice)[0] == 200
+        assert proxy.request("POST", "/v1/messages", b"{}", headers=good, **alice)[0] == 200
+        assert proxy.request("POST", "/api/pull", b"{}", headers=good, **alice)[0] == 403
+        assert proxy.request("GET", "/api/tags", source="127.0.0.3")[0] == 200  # bob: no token
+        assert proxy.request("GET", "/api/tags", headers=good, source="127.0.0.3")[0] == 200
+    finally:
+        proxy.close()
+
+
+def test_dry_run_never_writes_a_token(tmp_path):
+    from deploys.api_tokens import TokenStore
+
+    store = TokenStore(tmp_path / "secrets", dry=True)
+    token = store.token("alice-mac")
+    assert store.token("alice-mac") == token  # the same within one run
+    assert not (tmp_path / "secrets").exists()

@@ -50,7 +50,9 @@ def test_defaults():
     s = settings()
     assert s.service_mode == "agent" and s.ollama_user == "admin"
     assert s.ollama_host == "192.168.100.10:11434"
-    assert s.environment() == {"OLLAMA_HOST": "192.168.100.10:11434"}  # unset = Ollama's default
+    # one context size for every request (deploys/contexts.py): 32768 unless declared
+    assert s.environment() == {"OLLAMA_HOST": "192.168.100.10:11434",
+                               "OLLAMA_CONTEXT_LENGTH": "32768"}
     assert s.stdout_log == "/tmp/ollama.stdout.log" and s.stderr_log == "/tmp/ollama.stderr.log"
     assert s.pmset == DEFAULT_PMSET
     assert s.static_ip and s.network_device == "en0" and s.network_service is None
@@ -236,7 +238,8 @@ BAD = [
     ),
     (
         {"ollama_models": [{"name": "llama3.2", "pin": True}]},
-        "ai-server: ollama_models[0].pin: True (unknown model field (name, warm, memory_gb))",
+        "ai-server: ollama_models[0].pin: True (unknown model field (name, warm, memory_gb, "
+        "context_length))",
     ),
     (
         {"ollama_models": [{"name": "llama3.2", "memory_gb": 0}]},

@@ -36,6 +36,7 @@ def test_launch_agent_matches_the_spec_key_by_key():
     assert plist["ProgramArguments"] == ["/opt/homebrew/opt/ollama/bin/ollama", "serve"]
     assert plist["EnvironmentVariables"] == {
         "OLLAMA_HOST": "192.168.100.10:11434",  # the DMZ address, always with the port
+        "OLLAMA_CONTEXT_LENGTH": "32768",  # always: the one context size (deploys/contexts.py)
         "OLLAMA_KEEP_ALIVE": "24h",
         "OLLAMA_ORIGINS": "http://192.168.100.10:*",
     }
@@ -62,7 +63,8 @@ def test_launch_agent_matches_the_spec_key_by_key():
 
 def test_unset_settings_are_not_written():
     env = render()["EnvironmentVariables"]
-    assert env == {"OLLAMA_HOST": "192.168.100.10:11434"}
+    # OLLAMA_CONTEXT_LENGTH is always written: the one context size (deploys/contexts.py)
+    assert env == {"OLLAMA_HOST": "192.168.100.10:11434", "OLLAMA_CONTEXT_LENGTH": "32768"}
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def machine(role: str) -> dict:
     formulae: dict = {
         "ollama": {"version": "0.32.15", "files": {"bin/ollama": {"ollama_serve": [
             "/usr/bin/python3", f"{STANDIN_BIN}/ollama_api.py", "--state-dir", OLLAMA_STATE,
-            "--pull-delay", "0.002"]}}},
+            "--pull-delay", "0.002", "--verbose"]}}},  # every request in Ollama's log
     }
     if role != "server":
         formulae.update({

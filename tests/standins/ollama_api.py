@@ -36,16 +36,17 @@ delete) changes ``/api/tags`` for the life of the server and is kept in
 (an existing state file wins over ``installed``; loaded runners are not kept, as with a
 real restart).
 
-Not reproduced: inference (answers are deterministic canned text: ``response``/
-``thinking`` per model, tool-call arguments guessed from the JSON schema and the user's
-words), a real registry (pull/push only know the built-in catalogue plus ``registry``
-entries; unknown names fail like a registry 404), logprobs, images/vision/audio/image
-generation, cloud models and ``/api/status``, ``/api/me``, sign-in, CORS and the
-Host-header check, OPTIONS preflight, quantisation and safetensors imports, the
-Modelfile-string ``/api/create`` of releases before 0.5.5, memory-based scheduling and
-eviction, ``OLLAMA_NUM_PARALLEL``, wire details of releases before about 0.5 other than
-route availability, the pre-0.18 Anthropic open-thinking-block quirk, and the exact
-legacy (0.13.3-0.14.1) ``/v1/responses`` stream events (shape guessed from the legacy
+Not reproduced: inference (answers are deterministic canned text: ``response``/ ``thinking``
+per model; a tool is called only when the newest user message names an offered tool and no
+tool result or assistant turn answered it yet (``_asked_tool``), with arguments guessed from
+the JSON schema and the user's words), a real registry (pull/push only know the built-in
+catalogue plus ``registry`` entries; unknown names fail like a registry 404), logprobs,
+images/vision/audio/image generation, cloud models and ``/api/status``, ``/api/me``,
+sign-in, CORS and the Host-header check, OPTIONS preflight, quantisation and safetensors
+imports, the Modelfile-string ``/api/create`` of releases before 0.5.5, memory-based
+scheduling and eviction, ``OLLAMA_NUM_PARALLEL``, wire details of releases before about 0.5
+other than route availability, the pre-0.18 Anthropic open-thinking-block quirk, and the
+exact legacy (0.13.3-0.14.1) ``/v1/responses`` stream events (shape guessed from the legacy
 object). Error texts that no fixture pins are best guesses at Ollama's wording.
 
 CLI::
@@ -1231,6 +1232,64 @@ def _schema_instance(schema: Any, words: list[str]) -> Any:
     return words.pop(0) if words else "example"
 
 
+#: Leading verbs dropped from a tool's name before matching it against the user's words.
+_TOOL_VERBS = frozenset(
+    "get set list run read write call fetch make do use find search create update delete"
+    " show check".split()
+)
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+
+
+def _tool_name(tool: Any) -> str:
+    fn = tool.get("function") if isinstance(tool, dict) else None
+    return str((fn if isinstance(fn, dict) else {}).get("name") or "")
+
+
+def _names_tool(text: str, name: str) -> bool:
+    """``text`` asks for the tool ``name``: it contains the exact name as a word, or every
+    word of the name (split at ``_``, ``-``, camelCase; a leading verb like ``get`` dropped;
+    case-insensitive). A name that is only a verb (``Read``, ``Write``) must appear exactly."""
+    if not name:
+        return False
+    if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+        return True
+    words = [w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", name)]
+    if len(words) > 1 and words[0] in _TOOL_VERBS:
+        words = words[1:]
+    if not words or (len(words) == 1 and words[0] in _TOOL_VERBS):
+        return False
+    said = set(re.findall(r"[a-z0-9]+", text.lower()))
+    return all(w in said for w in words)
+
+
+def _asked_tool(messages: list[dict[str, Any]] | None, tools: list[Any]) -> Any:
+    """The tool the stand-in calls, or None (answer in text). Deterministic:
+
+    * only the newest request counts: walking back from the last message, a ``tool`` result
+      or an ``assistant`` turn means that request was answered already -> None (so an agent's
+      loop ends: call, result, text answer);
+    * the newest ``user`` message with text (``<system-reminder>`` blocks, which agents like
+      Claude Code add on their own, do not count) must name a tool (:func:`_names_tool`);
+    * the first offered tool it names is called (arguments from the tool's JSON schema and the
+      user's capitalised words, ``_schema_instance``); none named -> None.
+
+    ``messages`` None (callers that give no conversation): the first tool, as before."""
+    if not tools:
+        return None
+    if messages is None:
+        return tools[0]
+    for message in reversed(messages):
+        role = message.get("role")
+        if role in ("tool", "assistant"):
+            return None
+        if role == "user":
+            text = _REMINDER.sub("", str(message.get("content") or "")).strip()
+            if not text:
+                continue
+            return next((t for t in tools if _names_tool(text, _tool_name(t))), None)
+    return None
+
+
 def _proper_words(text: str) -> list[str]:
     words = re.findall(r"[A-Za-z][\w'-]*", text)
     return [w for w in words[1:] if w[0].isupper()]
@@ -2034,7 +2093,10 @@ class OllamaStandIn:
         tools: list[Any],
         fmt: Any,
         num_predict: Any,
+        asked_in: list[dict[str, Any]] | None = None,
     ) -> Plan:
+        """What the "model" answers. It calls a tool only when the conversation asks for one
+        (:func:`_asked_tool`; ``asked_in`` = the chat messages), else it answers in text."""
         if tool_result is not None:
             reply = f"The tool returned: {tool_result.strip()[:200]}"
         else:
@@ -2046,9 +2108,10 @@ class OllamaStandIn:
         thinking = _pieces(spec.thinking or DEFAULT_THINKING) if think else []
         content = _pieces(reply)
         calls: list[dict[str, Any]] = []
-        if tools and tool_result is None:
+        asked = _asked_tool(asked_in, tools) if tool_result is None else None
+        if asked is not None:
             content = []
-            for index, tool in enumerate(tools[:1]):
+            for index, tool in enumerate([asked]):
                 fn = tool.get("function") if isinstance(tool, dict) else None
                 fn = fn if isinstance(fn, dict) else {}
                 args = _schema_instance(
@@ -2207,6 +2270,7 @@ class OllamaStandIn:
             tools,
             data.get("format"),
             options.get("num_predict"),
+            messages,
         )
         events = self._run("chat", spec, requested, plan, started, load_ns)
         return Outcome(stream, "chat", events=events, has_tools=bool(tools))
@@ -3582,6 +3646,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         head = self.command == "HEAD"
         reason = _REASONS.get(reply.status)
+        self.log_request(reply.status)  # --verbose: '"POST /api/chat HTTP/1.1" 200 -'
         self.send_response_only(reply.status, reason)
         self.send_header("Date", email.utils.formatdate(usegmt=True))
         for key, value in reply.headers:
