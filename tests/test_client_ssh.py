@@ -71,8 +71,11 @@ up)
     echo "[#] wireguard-go utun" >&2
     python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
         "/var/run/wireguard/utun$n.sock"
-    echo "utun$n" > "$name"
-    cp "$conf" "/var/run/wireguard/utun$n.applied"   # what `wg setconf` was given (tests)
+    # the work first, the signal last (and atomically): a waiter that sees `.name` sees a
+    # complete `.applied` (what `wg setconf` was given, for the tests)
+    cp "$conf" "/var/run/wireguard/utun$n.applied.tmp"
+    mv "/var/run/wireguard/utun$n.applied.tmp" "/var/run/wireguard/utun$n.applied"
+    echo "utun$n" > "$name.tmp" && mv "$name.tmp" "$name"
     echo "[+] Interface for $iface is utun$n" >&2
     ;;
 down)

@@ -231,8 +231,8 @@ def get_release(version: str) -> Release:
 def factory_configs() -> dict[str, str]:
     """The factory 23.05 configs of the uci fixtures (network, firewall, dhcp) + system."""
     if not FACTORY_FIXTURE.exists():
-        raise HarnessError(f"factory config fixture missing: {FACTORY_FIXTURE} (tests/fixtures/uci is part of the"
-                           " repository)")
+        raise HarnessError(f"factory config fixture missing: {FACTORY_FIXTURE}"
+                           " (tests/fixtures/uci is part of the repository)")
     data = json.loads(FACTORY_FIXTURE.read_text(encoding="utf-8"))
     configs = dict(data["initial_config"])
     configs.setdefault("system", FACTORY_SYSTEM_CONFIG)

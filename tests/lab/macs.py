@@ -111,13 +111,14 @@ up)
     dev=utun$n
     echo "[#] wireguard-go utun" >&2
     wireguard-go "$dev" || { echo "wg-quick: wireguard-go failed" >&2; exit 1; }
-    echo "$dev" > "$name"
     echo "[+] Interface for $iface is $dev" >&2
     fail() { ip link del "$dev" 2>/dev/null; rm -f "/var/run/wireguard/$dev.sock" "$name"; exit 1; }
     run wg setconf "$dev" <(strip_conf) || fail
     for a in $(values Address); do run ip address add "$a" dev "$dev" || fail; done
     run ip link set "$dev" up || fail
     for r in $(values AllowedIPs); do run ip route replace "$r" dev "$dev" || fail; done
+    # the signal last, atomically: whoever sees `.name` sees a tunnel that is up
+    echo "$dev" > "$name.tmp" && mv "$name.tmp" "$name" || fail
     ;;
 down)
     [[ -f $name ]] || { echo "wg-quick: \`$iface' is not a WireGuard interface" >&2; exit 1; }
