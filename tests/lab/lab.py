@@ -252,17 +252,11 @@ class LabState:
     def mac_run(self, host: str, command: str, user: bool = False, check: bool = False,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a shell command inside a lab Mac (as root, or its user), NOT counted."""
-        from tests.lab.macs import GID, MAC_PATH, STATE_DIR, UID
+        from tests.harness.fake_mac import run_in
 
         h = self.data["hosts"][host]
-        argv = [_tool("nsenter"), "-t", str(h["ns_pid"]), "-m", "-p", "-u", "-n", "-r", "-w",
-                "--"]
-        if user:
-            argv += ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--init-groups"]
-        result = subprocess.run(
-            [*argv, "env", "-i", f"PATH={MAC_PATH}", f"HOME={h['mac_home'] if user else '/'}",
-             f"MACOS_STANDIN_STATE={STATE_DIR}", "LC_ALL=C.UTF-8", "sh", "-c", command],
-            capture_output=True, text=True, timeout=timeout)
+        result = run_in(h["ns_pid"], command, user=user, home=h["mac_home"], net=True,
+                        timeout=timeout)
         if check and result.returncode != 0:
             raise RuntimeError(f"{host}: {command}: {result.stdout}{result.stderr}")
         return result
