@@ -15,7 +15,7 @@ transfer): the subsystem request reaches the wrapper too, which logs it and runs
 
 Example::
 
-    host = NamespaceHost(lab_dir / "hosts", "server", "/run/netns/ssol-server")
+    host = NamespaceHost(lab_dir / "hosts", "server", "/run/netns/ssol-1a2b3c-server")
     host.start()
     host.ssh("ip -4 addr show eth0")      # counted, like pyinfra's execs
     host.commands(); host.stop()
