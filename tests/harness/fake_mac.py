@@ -38,9 +38,7 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -48,11 +46,10 @@ from tests.harness.openwrt_host import (
     _JSON_ESCAPE_BASH,
     HarnessError,
     _cfg_path,
-    _die_with_parent,
-    _free_port,
     _tool,
     requirements_missing,
 )
+from tests.harness.sshd_host import SshdHost, sftp_server
 
 REPO = Path(__file__).resolve().parents[2]
 MACOS_STANDINS = REPO / "tests" / "standins" / "macos"
@@ -64,8 +61,6 @@ MAC_PATH = f"{STANDIN_BIN}:/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 STATE_DIR = "/var/lib/macos-standin"
 OLLAMA_STATE = "/var/lib/ollama-standin"
 UID, GID = 501, 20
-SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
-                "/usr/lib/sftp-server")
 #: the macOS stand-ins copied to /opt/macos-standins (brew goes to /opt/homebrew/bin)
 STANDINS = ("sw_vers", "sysctl", "system_profiler", "networksetup", "ipconfig", "scutil",
             "pmset", "launchctl")
@@ -77,10 +72,6 @@ UNAME = ("#!/bin/sh\ncase \"$1\" in -s|\"\") echo Darwin;; -m) echo arm64;;"
 
 def _q(value: object) -> str:
     return shlex.quote(str(value))
-
-
-def sftp_server() -> str:
-    return next((p for p in SFTP_SERVERS if os.path.exists(p)), SFTP_SERVERS[0])
 
 
 def wg_quick(tunnel: bool = False) -> str:
@@ -140,7 +131,7 @@ def missing() -> str | None:
     return None
 
 
-class FakeMac:
+class FakeMac(SshdHost):
     """A fake Mac behind a real OpenSSH server (see the module docstring).
 
     ``base`` is the Mac's directory on the host (created; keys, logs, scripts, the root's
@@ -155,97 +146,35 @@ class FakeMac:
                  files: Mapping[str, str] | None = None, path_prepend: Sequence[str] = (),
                  env: Mapping[str, str] | None = None, real_net: bool = False,
                  awk: bool = True) -> None:
+        self.hostname = hostname or f"{user}-mac"
+        super().__init__(base, f"fake Mac {self.hostname}",
+                         tuple(listen) if netns is None else ("127.0.0.1",))
         self.name = name
         self.user, self.uid, self.gid = user, UID, GID
-        self.hostname = hostname or f"{user}-mac"
         self.netns = netns
-        self.listen = tuple(listen) if netns is None else ("127.0.0.1",)
         self.machine = dict(machine or {"os": {"product_version": "15.5"}})
         self.files = dict(files or {})
         self.path_prepend = [str(p) for p in path_prepend]
         self.env = dict(env or {})
         self.real_net = real_net
         self.awk = awk
-        self.base = Path(base)
         self.root = self.base / "root"
         self.mac_home = self.home = f"/Users/{user}"
-        self.ssh_dir = self.base / "ssh"
-        self.key_path = self.ssh_dir / "id_ed25519"
-        self.host_key_path = self.ssh_dir / "ssh_host_ed25519_key"
-        self.known_hosts_path = self.ssh_dir / "known_hosts"
-        self.sshd_config_path = self.ssh_dir / "sshd_config"
-        self.commands_log = self.base / "commands.jsonl"
-        self.sshd_log = self.base / "sshd.log"
-        self.port = 0
-        self.ns_pid: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._offset = 0
 
-    # aliases of the tests' older fake Macs
-    key = property(lambda self: self.key_path)
-    known_hosts = property(lambda self: self.known_hosts_path)
-
-    # ---------------------------------------------------------------- lifecycle
+    #: ``<base>/ssh`` is read by the login user (authorized_keys); the private keys stay 600
+    ssh_dir_mode = 0o755
 
     def start(self) -> FakeMac:
-        if self._proc is not None:
-            raise HarnessError("already started")
         if self.netns is not None and not os.path.exists(self.netns):
             raise HarnessError(f"network namespace {self.netns} does not exist")
-        self.base.mkdir(parents=True, exist_ok=True)
+        return super().start()
+
+    def _prepare(self) -> None:
         os.chmod(self.base, 0o755)  # bound into the Mac: the user reads its scripts and keys
-        if not self.key_path.exists():
-            self.ssh_dir.mkdir(mode=0o755, exist_ok=True)
-            for path, comment in ((self.host_key_path, f"{self.hostname}-host"),
-                                  (self.key_path, f"{self.hostname}-client")):
-                subprocess.run([_tool("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-C",
-                                comment, "-f", path], check=True, capture_output=True)
         shutil.copy2(self.key_path.with_suffix(".pub"), self.ssh_dir / "authorized_keys")
         os.chmod(self.ssh_dir / "authorized_keys", 0o644)
-        self.commands_log.touch()
         os.chmod(self.commands_log, 0o666)
         self._write_files()
-        last = ""
-        for _attempt in range(5):
-            self.port = _free_port()
-            self._write_scripts()
-            ok, last = self._start_sshd()
-            if ok:
-                break
-            if "Address already in use" not in last:
-                break
-        else:
-            ok = False
-        if not ok:
-            raise HarnessError(f"sshd of fake Mac {self.hostname} did not start:\n{last}")
-        key = self.host_key_path.with_suffix(".pub").read_text().strip()
-        self.known_hosts_path.write_text(
-            "".join(f"[{a}]:{self.port} {key}\n" for a in self.listen))
-        return self
-
-    def stop(self) -> None:
-        """Kill sshd and, with it, every process in the Mac."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            if self.ns_pid:
-                try:
-                    os.kill(self.ns_pid, signal.SIGKILL)  # PID 1 of the namespace
-                except ProcessLookupError:
-                    pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        self.ns_pid = None
-
-    def __enter__(self) -> FakeMac:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ---------------------------------------------------------------- building
 
@@ -388,53 +317,7 @@ class FakeMac:
             os.chmod(script, 0o755)
         self._setup_script = setup
 
-    def _start_sshd(self) -> tuple[bool, str]:
-        self.sshd_log.write_bytes(b"")
-        with open(self.sshd_log, "ab") as log:
-            proc = subprocess.Popen(
-                [_tool("unshare"), "--mount", "--pid", "--uts", "--fork", "--kill-child",
-                 "--propagation", "private", "--", str(self._setup_script)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent,
-                cwd=self.base)
-        deadline = time.monotonic() + 20
-        needle = f"Server listening on 127.0.0.1 port {self.port}".encode()
-        while time.monotonic() < deadline:
-            if needle in self.sshd_log.read_bytes():
-                self._proc = proc
-                self.ns_pid = _child_of(proc.pid)
-                return True, ""
-            if proc.poll() is not None:
-                return False, self.sshd_log.read_text(errors="replace")
-            time.sleep(0.005)
-        proc.kill()
-        proc.wait()
-        return False, "timed out waiting for sshd:\n" + self.sshd_log.read_text(errors="replace")
-
     # ---------------------------------------------------------------- for tests
-
-    def inventory_data(self) -> dict[str, object]:
-        return {
-            "ssh_hostname": "127.0.0.1", "ssh_port": self.port, "ssh_user": self.user,
-            "ssh_key": str(self.key_path), "ssh_known_hosts_file": str(self.known_hosts_path),
-            "ssh_strict_host_key_checking": "yes", "ssh_allow_agent": False,
-            "ssh_look_for_keys": False,
-        }
-
-    def ssh_argv(self, command: str | None = None) -> list[str]:
-        argv = [_tool("ssh"), "-F", "/dev/null", "-p", str(self.port), "-i", str(self.key_path),
-                "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                "-o", f"UserKnownHostsFile={self.known_hosts_path}",
-                "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
-                f"{self.user}@127.0.0.1"]
-        if command is not None:
-            argv += ["--", command]
-        return argv
-
-    def ssh(self, command: str, check: bool = False, timeout: float = 60
-            ) -> subprocess.CompletedProcess[str]:
-        """A command over the real OpenSSH client (logged and counted, like pyinfra's)."""
-        return subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
-                              check=check, timeout=timeout)
 
     def run(self, command: str, user: str = "root", timeout: float = 60
             ) -> subprocess.CompletedProcess[str]:
@@ -446,19 +329,6 @@ class FakeMac:
     def path(self, inside: str) -> Path:
         """A path inside the fake Mac, as seen from the host (through its PID 1)."""
         return Path(f"/proc/{self.ns_pid}/root") / inside.lstrip("/")
-
-    def entries(self) -> list[dict]:
-        """Logged execs since :meth:`reset_counts`: ``{"t", "uid", "conn", "cmd"}``."""
-        with open(self.commands_log, "rb") as f:
-            f.seek(self._offset)
-            data = f.read()
-        return [json.loads(line) for line in data.splitlines() if line.strip()]
-
-    def commands(self) -> list[str]:
-        return [entry["cmd"] for entry in self.entries()]
-
-    def reset_counts(self) -> None:
-        self._offset = self.commands_log.stat().st_size
 
 
 def run_in(ns_pid: int | None, command: str, *, user: bool = False, home: str = "/",
@@ -475,15 +345,3 @@ def run_in(ns_pid: int | None, command: str, *, user: bool = False, home: str = 
         [*argv, "env", "-i", f"PATH={MAC_PATH}", f"HOME={home if user else '/'}",
          f"MACOS_STANDIN_STATE={STATE_DIR}", "LC_ALL=C.UTF-8", "sh", "-c", command],
         capture_output=True, text=True, timeout=timeout)
-
-
-def _child_of(pid: int) -> int | None:
-    for _ in range(100):
-        try:
-            found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            if found:
-                return int(found[0])
-        except OSError:
-            return None
-        time.sleep(0.005)
-    return None
