@@ -480,6 +480,7 @@ def test_the_phone_can_be_tried_from_the_command_line(lab, converged):
 
     out = lab.dir / "out" / "peers"
     assert (out / "phone.conf").is_file() and (out / "phone.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "phone.qr.txt").read_text().strip()
     shell = cli("ssh", "phone", "ip -4 -o addr show dev eth0")
     assert shell.returncode == 0 and " 100.64.3.2/24 " in shell.stdout, output(shell)
     assert "phone has no SSH server" in shell.stderr
