@@ -1,14 +1,13 @@
 """End to end: the client role through the pyinfra CLI, over real OpenSSH, into a fake Mac.
 
-The fake Mac (:class:`FakeMac`) is a root file system of its own (tmpfs, the host's ``/usr``
-and ``/etc`` bound read-only, our ``passwd``/``group``/``shadow``/``sudoers``/``hosts`` on top)
-in private mount, PID and UTS namespaces; ``sshd`` is chrooted into it. The SSH user ``alice``
-(uid 501, home ``/Users/alice``) is not root and uses the real ``sudo`` (NOPASSWD); Homebrew
-at ``/opt/homebrew`` is the project's ``brew`` stand-in (``tests/standins/macos/brew``), with
-``wg-quick`` (bash >= 4 and root required, ``/var/run/wireguard/<name>.name`` + the utun socket
-as darwin.bash), ``pipx`` and ``python@3.12`` configured as small stand-ins; ``launchctl``,
-``sw_vers`` are the project's stand-ins, ``uname -s`` says Darwin and ``awk`` is the
-one-true-awk (macOS' awk) when installed. Every SSH exec is logged (``commands.jsonl``).
+The fake Mac is the harness's (``tests/harness/fake_mac.py``): a root file system of its own in
+private mount, PID and UTS namespaces, ``sshd`` chrooted into it, the SSH user ``alice``
+(uid 501, home ``/Users/alice``) not root and using the real ``sudo`` (NOPASSWD); Homebrew at
+``/opt/homebrew`` is the project's ``brew`` stand-in, with ``wg-quick`` (the stand-in in record
+mode: bash >= 4 and root required, ``/var/run/wireguard/<name>.name`` + the utun socket as
+darwin.bash, the config it was given in ``utunN.applied``), ``pipx`` and ``python@3.12``;
+``launchctl``, ``sw_vers`` are the project's stand-ins, ``uname -s`` says Darwin and ``awk`` is
+the one-true-awk (macOS' awk) when installed. Every SSH exec is logged (``commands.jsonl``).
 
 Checked: a first run from a Mac that had the original installer (blocks, a key in
 ``~/Downloads``), a second run that changes nothing in exactly two execs, no key on any
@@ -26,7 +25,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,84 +33,13 @@ import pytest
 from deploys.keys import KeyStore
 from deploys.peers import parse_wg_quick, peer_config
 from deploys.plan import materialize, validate
-from tests.harness.openwrt_host import _die_with_parent, _free_port
+from tests.harness import fake_mac
+from tests.harness.fake_mac import FakeMac
 
 pytestmark = pytest.mark.ssh
 
 REPO = Path(__file__).resolve().parents[1]
-MACOS_STANDINS = REPO / "tests" / "standins" / "macos"
 OLLAMA_STANDIN = REPO / "tests" / "standins" / "ollama_api.py"
-SFTP_SERVER = "/usr/lib/openssh/sftp-server"
-STANDIN_BIN = "/opt/macos-standins"  # inside the fake Mac, first on PATH
-MAC_PATH = f"{STANDIN_BIN}:/usr/bin:/bin:/usr/sbin:/sbin"  # like a non-login SSH shell's
-
-WG_QUICK = r"""#!/usr/bin/env bash
-# TEST STAND-IN for Homebrew's wg-quick (darwin.bash): only what the client role relies on.
-if (( BASH_VERSINFO[0] < 4 )); then
-    echo "wg-quick: Version mismatch: bash ${BASH_VERSINFO[0]} detected, when bash 4+ required" >&2
-    exit 1
-fi
-[[ $UID == 0 ]] || { echo "wg-quick must be run as root" >&2; exit 1; }
-cmd=$1 conf=$2
-[[ $conf == */* ]] || conf=/opt/homebrew/etc/wireguard/$conf.conf
-iface=${conf##*/}; iface=${iface%.conf}
-[[ -e $conf ]] || { echo "wg-quick: \`$conf' does not exist" >&2; exit 1; }
-if [[ $(stat -c '%a' "$conf") != ?00 || $(stat -c '%a' "${conf%/*}") != ?00 ]]; then
-    echo "Warning: \`$conf' is world accessible" >&2
-fi
-name=/var/run/wireguard/$iface.name
-case $cmd in
-up)
-    if [[ -f $name ]]; then
-        echo "wg-quick: \`$iface' already exists as \`$(cat "$name")'" >&2; exit 1
-    fi
-    mkdir -p /var/run/wireguard
-    n=3; while [[ -e /var/run/wireguard/utun$n.sock ]]; do n=$((n + 1)); done
-    echo "[#] wireguard-go utun" >&2
-    python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' \
-        "/var/run/wireguard/utun$n.sock"
-    echo "utun$n" > "$name"
-    cp "$conf" "/var/run/wireguard/utun$n.applied"   # what `wg setconf` was given (tests)
-    echo "[+] Interface for $iface is utun$n" >&2
-    ;;
-down)
-    [[ -f $name ]] || { echo "wg-quick: \`$iface' is not a WireGuard interface" >&2; exit 1; }
-    dev=$(cat "$name")
-    rm -f "/var/run/wireguard/$dev.sock" "/var/run/wireguard/$dev.applied" "$name"
-    echo "[#] rm -f /var/run/wireguard/$dev.sock" >&2
-    ;;
-*) echo "Usage: wg-quick [ up | down ] [ CONFIG_FILE | INTERFACE ]" >&2; exit 1 ;;
-esac
-"""
-
-PIPX = r"""#!/bin/sh
-# TEST STAND-IN for Homebrew's pipx: `install [--force] [--python PY] pkg[==v]`, `uninstall pkg`
-# (lays out ~/.local/pipx/venvs/<pkg> with its dist-info and ~/.local/bin/aider).
-[ "$(id -u)" != 0 ] || { echo "pipx: do not run as root" >&2; exit 1; }
-cmd=$1; shift
-case $cmd in
-install)
-    force=0; py=; spec=
-    while [ $# -gt 0 ]; do
-        case $1 in --force) force=1 ;; --python) py=$2; shift ;; *) spec=$1 ;; esac; shift
-    done
-    [ -z "$py" ] || [ -x "$py" ] || { echo "pipx: no python at $py" >&2; exit 1; }
-    pkg=${spec%%==*}; ver=0.86.1
-    case $spec in *==*) ver=${spec#*==} ;; esac
-    v="$HOME/.local/pipx/venvs/$pkg"
-    if [ -d "$v" ] && [ $force = 0 ]; then echo "'$pkg' already seems to be installed."; exit 0; fi
-    rm -rf "$v"
-    mkdir -p "$v/lib/python3.12/site-packages/$(echo "$pkg" | tr - _)-$ver.dist-info" \
-        "$HOME/.local/bin"
-    printf '#!/bin/sh\necho "aider %s"\n' "$ver" > "$HOME/.local/bin/aider"
-    chmod 755 "$HOME/.local/bin/aider"
-    echo "  installed package $pkg $ver"
-    ;;
-uninstall)
-    rm -rf "$HOME/.local/pipx/venvs/$1" "$HOME/.local/bin/aider"; echo "uninstalled $1" ;;
-*) echo "pipx stand-in: $cmd not imitated" >&2; exit 1 ;;
-esac
-"""
 
 ORIGINAL_ZSHRC = """\
 export EDITOR=vim
@@ -129,203 +56,20 @@ alias claude-ollama='CLAUDE_OLLAMA_FLAGS claude'
 
 
 def requirements_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (sshd, chroot, mount/PID namespaces)"
-    for tool in ("sshd", "ssh-keygen", "sudo", "unshare", "mount", "chroot", "shasum"):
-        if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
-            return f"{tool} not found (.ci/run: apt-get install openssh-server sudo perl)"
-    if not (MACOS_STANDINS / "brew").exists() or not (MACOS_STANDINS / "launchctl").exists():
-        return "the macOS stand-ins (tests/standins/macos) are missing"
-    if not Path("/usr/bin/python3").exists() or not Path(SFTP_SERVER).exists():
-        return "/usr/bin/python3 or sftp-server missing"
+    why = fake_mac.missing()
+    if why:
+        return why
+    if shutil.which("shasum", path=os.environ.get("PATH", "") + ":/usr/bin") is None:
+        return "shasum not found (.ci/run: apt-get install perl)"
     return None
 
 
-class FakeMac:
-    """A fake macOS client behind a real OpenSSH server (see the module docstring)."""
-
-    def __init__(self, base: Path, user: str = "alice", uid: int = 501) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="fake-mac-", dir=base))
-        os.chmod(self.base, 0o755)
-        self.root = self.base / "root"
-        self.user, self.uid = user, uid
-        self.home = f"/Users/{user}"
-        self.key = self.base / "id_ed25519"
-        self.host_key = self.base / "ssh_host_ed25519_key"
-        self.known_hosts = self.base / "known_hosts"
-        self.log = self.base / "commands.jsonl"
-        self.port = 0
-        self.ns_pid: int | None = None
-        self._proc: subprocess.Popen | None = None
-        self._offset = 0
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def start(self, files: dict[str, str] | None = None, machine: dict | None = None) -> None:
-        for path, comment in ((self.host_key, "host"), (self.key, "client")):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
-                            "-f", str(path)], check=True)
-        self.log.touch()
-        os.chmod(self.log, 0o666)
-        self._write_etc()
-        self.port = _free_port()
-        setup = self.base / "setup.sh"
-        setup.write_text(self._setup_script(files or {}, machine or {}))
-        sshd_log = self.base / "sshd.log"
-        with open(sshd_log, "wb") as log:
-            self._proc = subprocess.Popen(
-                ["unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child",
-                 "--propagation", "private", "--", "bash", str(setup)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent)
-        needle = f"Server listening on 127.0.0.1 port {self.port}".encode()
-        deadline = time.monotonic() + 20
-        while needle not in sshd_log.read_bytes():
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("fake Mac did not start:\n" + sshd_log.read_text())
-            time.sleep(0.01)
-        self.ns_pid = int(Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
-                          .read_text().split()[0])
-        host_key = self.host_key.with_suffix(".pub").read_text().strip()
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_key}\n")
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if self.ns_pid:
-            try:
-                os.kill(self.ns_pid, 9)  # PID 1 of the namespace: everything in it goes
-            except ProcessLookupError:
-                pass
-        proc.wait(timeout=15)
-
-    def _write_etc(self) -> None:
-        etc = self.base / "etc"
-        etc.mkdir()
-        passwd = Path("/etc/passwd").read_text()
-        group = Path("/etc/group").read_text()
-        (etc / "passwd").write_text(
-            passwd + f"{self.user}:x:{self.uid}:20:{self.user}:{self.home}:/bin/sh\n")
-        group_lines = [g for g in group.splitlines()
-                       if not g.startswith(("staff:", "wheel:")) and g.split(":")[2:3] != ["20"]]
-        (etc / "group").write_text("\n".join(group_lines)
-                                   + f"\nstaff:x:20:{self.user}\nwheel:x:0:root\n")
-        (etc / "shadow").write_text(
-            f"root:*:19000:0:99999:7:::\n{self.user}:*:19000:0:99999:7:::\n")
-        (etc / "sudoers").write_text(
-            f"Defaults secure_path=\"{MAC_PATH}\"\nDefaults !lecture\nroot ALL=(ALL:ALL) ALL\n"
-            f"{self.user} ALL=(ALL:ALL) NOPASSWD: ALL\n")
-        os.chmod(etc / "sudoers", 0o440)
-        (etc / "hosts").write_text("127.0.0.1 localhost\n127.0.1.1 alice-mac\n")
-
-    def _setup_script(self, files: dict[str, str], machine: dict) -> str:
-        r = str(self.root)
-        sshd_config = self.base / "sshd_config"
-        force = self.base / "force-command"
-        force.write_text(
-            "#!/bin/bash\n"
-            f"export PATH={MAC_PATH} LC_ALL=C\n"
-            "if [[ -n ${SSH_ORIGINAL_COMMAND+x} ]]; then\n"
-            "  /usr/bin/python3 -c 'import json, os; print(json.dumps({\"uid\": os.getuid(),"
-            " \"cmd\": os.environ[\"SSH_ORIGINAL_COMMAND\"]}))'"
-            f" >> {self.log}\n"
-            "  case $SSH_ORIGINAL_COMMAND in\n"
-            f"    internal-sftp|*/sftp-server) exec {SFTP_SERVER} ;;\n"
-            "  esac\n"
-            "  exec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n"
-            "fi\n"
-            "exec /bin/sh -l\n")
-        os.chmod(force, 0o755)
-        sshd_config.write_text(
-            f"ListenAddress 127.0.0.1:{self.port}\nHostKey {self.host_key}\nPidFile none\n"
-            "UsePAM no\nStrictModes no\nPermitRootLogin no\n"
-            f"AllowUsers {self.user}\nAuthenticationMethods publickey\nPasswordAuthentication no\n"
-            f"AuthorizedKeysFile {self.key}.pub\nForceCommand {force}\n"
-            f"Subsystem sftp {SFTP_SERVER}\nSetEnv SHLVL=1\nPrintMotd no\nUseDNS no\n"
-            "MaxSessions 64\nMaxStartups 64:30:128\nLogLevel INFO\n")
-        stand = f"{r}{STANDIN_BIN}"
-        awk = shutil.which("original-awk")
-        lines = [
-            "set -euo pipefail",
-            "mount -t proc proc /proc",
-            "hostname alice-mac",
-            f"mkdir -p {r} && mount -t tmpfs -o mode=755 tmpfs {r}",
-            f"cd {r} && mkdir -p usr etc dev proc tmp run var/lib var/log opt/homebrew "
-            f"Library/LaunchDaemons .{self.home} .{self.base}",
-            f"for l in bin lib lib64 sbin; do if [ -L /$l ]; then ln -s $(readlink /$l) {r}/$l;"
-            f" else mkdir -p {r}/$l && mount --rbind /$l {r}/$l; fi; done",
-            f"mount --rbind /usr {r}/usr && mount -o remount,bind,ro {r}/usr || true",
-            f"mount --bind /etc {r}/etc",
-            *[f"mount --bind {self.base}/etc/{f} {r}/etc/{f}"
-              for f in ("passwd", "group", "shadow", "sudoers", "hosts")],
-            f"mount --rbind /dev {r}/dev",
-            f"mount -t proc proc {r}/proc",
-            f"mount --bind {self.base} {r}{self.base}",
-            f"chmod 1777 {r}/tmp && ln -s ../run {r}/var/run && mkdir -p {r}/run/sshd",
-            f"mkdir -p {r}/var/lib/macos-standin && chmod 1777 {r}/var/lib/macos-standin",
-            f"chown {self.uid}:20 {r}/opt/homebrew {r}{self.home} && chmod 755 {r}{self.home}",
-            f"mkdir -p {stand} {r}/opt/homebrew/bin",
-            f"cp {MACOS_STANDINS}/launchctl {MACOS_STANDINS}/sw_vers {stand}/",
-            f"cp {MACOS_STANDINS}/brew {r}/opt/homebrew/bin/brew",
-            f"chown -R {self.uid}:20 {r}/opt/homebrew",
-            f"printf '#!/bin/sh\\ncase \"$1\" in -s|\"\") echo Darwin;; -m) echo arm64;;"
-            f" *) /usr/bin/uname \"$@\";; esac\\n' > {stand}/uname",
-            *([f"ln -s {awk} {stand}/awk"] if awk else []),
-            f"chmod 755 {stand}/*",
-        ]
-        machine = {
-            "os": {"product_version": "15.5"},
-            "homebrew": {"formulae": {
-                "wireguard-tools": {"files": {"bin/wg-quick": WG_QUICK, "bin/wg": None}},
-                "bash": {"files": {"bin/bash": {"symlink": "/usr/bin/bash"}}},
-                "pipx": {"version": "1.7.1", "files": {"bin/pipx": PIPX}},
-                "python@3.12": {"version": "3.12.11",
-                                "files": {"bin/python3.12": {"symlink": "/usr/bin/python3"}}},
-            }},
-            **machine,
-        }
-        (self.base / "machine.json").write_text(json.dumps(machine))
-        lines.append(f"cp {self.base}/machine.json {r}/var/lib/macos-standin/machine.json")
-        for rel, text in files.items():
-            path = self.base / "seed" / rel.lstrip("/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        if files:
-            lines.append(f"cp -a {self.base}/seed/. {r}/")
-            lines.append(f"chown -R {self.uid}:20 {r}{self.home}")
-        lines.append(f"exec chroot {r} /usr/sbin/sshd -D -e -f {sshd_config}")
-        return "\n".join(lines) + "\n"
-
-    # -- for tests --------------------------------------------------------------------------
-
-    def inventory_data(self) -> dict:
-        return {
-            "ssh_hostname": "127.0.0.1", "ssh_port": self.port, "ssh_user": self.user,
-            "ssh_key": str(self.key), "ssh_known_hosts_file": str(self.known_hosts),
-            "ssh_strict_host_key_checking": "yes", "ssh_allow_agent": False,
-            "ssh_look_for_keys": False,
-        }
-
-    def path(self, inside: str) -> Path:
-        """A path inside the fake Mac, as seen from the host (through its PID 1)."""
-        return Path(f"/proc/{self.ns_pid}/root{inside}")  # sshd's root is the chroot
-
-    def run(self, command: str, user: str = "root") -> subprocess.CompletedProcess:
-        argv = ["nsenter", "-t", str(self.ns_pid), "-m", "-p", "-u", "-r", "-w", "--"]
-        if user != "root":
-            argv += ["setpriv", f"--reuid={self.uid}", "--regid=20", "--init-groups"]
-        return subprocess.run([*argv, "env", f"PATH={MAC_PATH}", f"HOME={self.home}", "sh", "-c",
-                               command], capture_output=True, text=True, timeout=60)
-
-    def commands(self) -> list[dict]:
-        with open(self.log, "rb") as f:
-            f.seek(self._offset)
-            data = f.read()
-        return [json.loads(line) for line in data.splitlines() if line.strip()]
-
-    def reset_counts(self) -> None:
-        self._offset = self.log.stat().st_size
+def client_mac(base: Path, files: dict[str, str]) -> FakeMac:
+    """alice's MacBook: the client formulae, wg-quick recording what it was given."""
+    return FakeMac(base / "mac", user="alice", files=files, machine={
+        "os": {"product_version": "15.5"},
+        "homebrew": {"formulae": fake_mac.client_formulae(tunnel=False)},
+    })
 
 
 # -- the inventory and pyinfra ------------------------------------------------------------------
@@ -382,11 +126,10 @@ def mac(tmp_path: Path):
     reason = requirements_missing()
     if reason:
         pytest.skip(reason)
-    fake = FakeMac(tmp_path)
-    fake.start(files={
+    fake = client_mac(tmp_path, files={
         "/Users/alice/.zshrc": ORIGINAL_ZSHRC,
         "/Users/alice/Downloads/ai-server-vpn.conf": "[Interface]\nPrivateKey = old\n",
-    })
+    }).start()
     yield fake
     fake.stop()
 
@@ -409,7 +152,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert first.returncode == 0, first.stderr[-4000:] + first.stdout[-4000:]
     plan = the_plan(CLIENT, secrets)
     expected = peer_config(plan, plan.peer("alice_mac")).reveal()
-    cmds = mac.commands()
+    cmds = mac.entries()
     _assert_no_secret(plan, first.stdout, first.stderr, json.dumps(cmds))
     assert all(c["uid"] == 501 for c in cmds)  # the SSH user; root only through sudo
     brew = [c["cmd"] for c in cmds if "/opt/homebrew/bin/brew" in c["cmd"]]
@@ -449,7 +192,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     mac.reset_counts()
     second = pyinfra(inventory, "deploys/client.py")
     assert second.returncode == 0, second.stderr[-3000:]
-    reads = [c["cmd"] for c in mac.commands()]
+    reads = mac.commands()
     assert len(reads) == 2, reads
     assert reads[1].startswith("sudo -H -n sh -c") and "launchctl print" in reads[1]
     assert "[alice-mac] Success" not in second.stderr
@@ -561,3 +304,16 @@ def test_server_out_of_reach_means_unknown_and_not_offered(mac: FakeMac, tmp_pat
     assert "set server_ollama_version" in result.stderr
     env = mac.path("/Users/alice/.config/self-sovereign-ollama/env.sh").read_text()
     assert "claude-ollama" not in env and "OPENAI_API_BASE=http://192.168.100.10:11434/v1" in env
+
+
+def test_the_mac_owns_its_etc(mac: FakeMac) -> None:
+    """The login user lives in the Mac's own /etc (a copy in its tmpfs root, nothing bound
+    from the host's /etc): the host replacing its /etc/passwd cannot take the user away."""
+    assert mac.run("id -u alice").stdout.strip() == "501"
+    mounts = [line.split()[4] for line in
+              Path(f"/proc/{mac.ns_pid}/mountinfo").read_text().splitlines()]
+    assert "/" in mounts and "/usr" in mounts  # the chroot's view: its own mounts are listed
+    assert not [m for m in mounts if m == "/etc" or m.startswith("/etc/")], mounts
+    for name in ("passwd", "group", "shadow", "sudoers"):
+        inside, host = mac.path(f"/etc/{name}").stat(), Path(f"/etc/{name}").stat()
+        assert (inside.st_dev, inside.st_ino) != (host.st_dev, host.st_ino), name

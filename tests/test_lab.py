@@ -474,6 +474,33 @@ def test_managed_hosts_are_fake_macs_in_their_namespaces(lab, converged, tmp_pat
     assert lab.counts(mark)["server"]["uploads"] == 1
 
 
+def test_the_phone_can_be_tried_from_the_command_line(lab, converged):
+    """The README's way to try the phone: its generated config and QR code in
+    ``<lab dir>/out/peers``, ``tests.lab ssh/exec phone`` in its namespace, ``tests.lab tunnel
+    phone up`` brings the tunnel up from that config, and Ollama answers through it."""
+
+    def cli(action: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tests.lab", action, "--dir", str(lab.dir),
+                               *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    out = lab.dir / "out" / "peers"
+    assert (out / "phone.conf").is_file() and (out / "phone.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "phone.qr.txt").read_text().strip()
+    shell = cli("ssh", "phone", "ip -4 -o addr show dev eth0")
+    assert shell.returncode == 0 and " 100.64.3.2/24 " in shell.stdout, output(shell)
+    assert "phone has no SSH server" in shell.stderr
+    up = cli("tunnel", "phone", "up")
+    try:
+        assert up.returncode == 0 and "handshake with the router: yes" in up.stdout, output(up)
+        got = cli("exec", "phone", "curl", "-s", "-m", "5", f"{OLLAMA}/api/version")
+        assert got.returncode == 0 and OLLAMA_VERSION in got.stdout, output(got)
+    finally:
+        down = cli("tunnel", "phone", "down")
+    assert down.returncode == 0, output(down)
+    gone = cli("exec", "phone", "curl", "-s", "-m", "2", f"{OLLAMA}/api/version")
+    assert gone.returncode != 0  # no tunnel, no route to the DMZ
+
+
 def test_lab_down_removes_everything_after_a_crash(lab):
     # a leftover namespace with the lab's prefix (as a crashed run would leave) goes away with
     # `down`; the running lab in this module is not touched by a different prefix
@@ -492,3 +519,4 @@ def test_lab_down_removes_everything_after_a_crash(lab):
     cleanup(dead)
     assert not Path(f"/run/netns/{dead}inet").exists()
     assert lab.alive() and Path(f"/run/netns/{PREFIX}router").exists()
+    assert (lab.dir / "prefix").read_text() == f"{PREFIX}\n" and lab.data["prefix"] == PREFIX

@@ -4,8 +4,9 @@ tools.
 The stand-ins imitate ``sw_vers``, ``sysctl``, ``system_profiler``, ``networksetup``, ``ipconfig``,
 ``scutil``, ``pmset``, ``launchctl`` and Homebrew's ``brew`` for the end-to-end lab (fake Macs in
 network namespaces on Linux). They are TEST ONLY and never used by the product. The expected
-strings below are copied from the project's research notes on macOS and Ollama (reference/macos-ollama.md, not shipped) (section cited at each
-test); samples tagged [COMPOSED] there are compared where they are exact by construction.
+strings below are copied from the project's research notes on macOS and Ollama
+(reference/macos-ollama.md, not shipped; section cited at each test); samples tagged
+[COMPOSED] there are compared where they are exact by construction.
 
 Every test uses its own state directory (``MACOS_STANDIN_STATE``) with the real-network part of
 networksetup switched off, except the network-namespace test. Tests that need real root (changing

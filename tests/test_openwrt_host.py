@@ -265,3 +265,22 @@ def test_stop_leaves_nothing_behind(tmp_path):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     router.stop()  # idempotent
+
+
+def test_router_can_join_an_existing_network_namespace(tmp_path):
+    """``netns=``: the router lives in a namespace made beforehand (the lab's), not a fresh one."""
+    name = f"h1owrt{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "-n", name, "addr", "add", "198.18.7.1/32", "dev", "lo"],
+                       check=True)
+        with OpenWrtHost(tmp_path, netns=f"/run/netns/{name}") as router:
+            assert "198.18.7.1/32" in router.ssh("ip -4 -o addr show dev lo").stdout
+            router.run("ip addr add 198.18.7.2/32 dev lo", check=True)
+        # what the router did happened in that namespace, and the namespace outlives it
+        seen = subprocess.run(["ip", "-n", name, "-4", "-o", "addr", "show", "dev", "lo"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "198.18.7.2/32" in seen
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)

@@ -189,6 +189,15 @@ def macos_state(tmp_path, monkeypatch):
     subprocess.run(["launchctl", "standin-reset"], capture_output=True)
 
 
+#: the launchd scripts load LaunchDaemons into the system domain, as the server role does; a
+#: normal user has only user/<uid>, which (like macOS') refuses a plist without
+#: LimitLoadToSessionType=Background (125), so these tests need root
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="needs root: loads LaunchDaemons into the launchctl stand-in's system domain",
+)
+
+
 def domain() -> str:
     return "system" if os.geteuid() == 0 else f"user/{os.getuid()}"
 
@@ -201,6 +210,7 @@ def write_job(tmp_path: Path, label: str, argv: list[str]) -> tuple[Path, Path]:
     return path, log
 
 
+@needs_root
 def test_load_and_confirm_a_running_job(tmp_path, macos_state):
     path, _ = write_job(tmp_path, "com.test.ok", ["/bin/sleep", "300"])
     loaded = sh(launchd.load_command("com.test.ok", str(path), [domain()]))
@@ -216,6 +226,7 @@ def test_load_and_confirm_a_running_job(tmp_path, macos_state):
     assert sh(f"launchctl print {domain()}/com.test.ok").returncode == 113
 
 
+@needs_root
 def test_confirm_reports_a_crash_loop_with_its_log(tmp_path, macos_state):
     path, log = write_job(
         tmp_path,
@@ -243,6 +254,7 @@ def test_load_falls_back_when_the_first_domain_refuses(tmp_path, macos_state):
     assert confirm.returncode == 0 and "system/com.test.fallback running" in confirm.stdout
 
 
+@needs_root
 def test_bootstrap_is_not_idempotent_but_our_recipe_is(tmp_path, macos_state):
     path, _ = write_job(tmp_path, "com.test.twice", ["/bin/sleep", "300"])
     first = sh(launchd.load_command("com.test.twice", str(path), [domain()]))

@@ -231,8 +231,8 @@ def get_release(version: str) -> Release:
 def factory_configs() -> dict[str, str]:
     """The factory 23.05 configs of the uci fixtures (network, firewall, dhcp) + system."""
     if not FACTORY_FIXTURE.exists():
-        raise HarnessError(f"factory config fixture missing: {FACTORY_FIXTURE} (tests/fixtures/uci is part of the"
-                           " repository)")
+        raise HarnessError(f"factory config fixture missing: {FACTORY_FIXTURE}"
+                           " (tests/fixtures/uci is part of the repository)")
     data = json.loads(FACTORY_FIXTURE.read_text(encoding="utf-8"))
     configs = dict(data["initial_config"])
     configs.setdefault("system", FACTORY_SYSTEM_CONFIG)
@@ -385,7 +385,8 @@ class OpenWrtHost:
     ``packages`` are the installed package names (default: the release's base image set); a
     mapping gives explicit versions. ``standins`` maps router paths (e.g. ``"/etc/init.d/network"``)
     to host files that replace or add stand-ins, or to ``None`` to have no file at that path.
-    ``uci_standin`` defaults to ``tests/standins/uci``.
+    ``uci_standin`` defaults to ``tests/standins/uci``. ``netns`` is an existing network
+    namespace file (e.g. ``/run/netns/<name>``) the router joins instead of a fresh empty one.
     """
 
     def __init__(
@@ -398,6 +399,7 @@ class OpenWrtHost:
         standins: Mapping[str, str | os.PathLike[str] | None] | None = None,
         uci_standin: str | os.PathLike[str] | None = None,
         hostname: str = "OpenWrt",
+        netns: str | os.PathLike[str] | None = None,
     ) -> None:
         self.release = get_release(release)
         self.configs = dict(factory_configs() if configs is None else configs)
@@ -410,6 +412,7 @@ class OpenWrtHost:
         self.standin_overrides = dict(standins or {})
         self.uci_standin = Path(uci_standin) if uci_standin else UCI_STANDIN
         self.hostname = hostname
+        self.join_netns = str(netns) if netns is not None else None
 
         Path(tmp_path).mkdir(parents=True, exist_ok=True)
         self.base = Path(tempfile.mkdtemp(prefix="openwrt-", dir=tmp_path))
@@ -660,9 +663,18 @@ exec {_q(python_in_root)} -S -s -E -B -X utf8 {_q(uci_in_root)} "$@"
         for dev in ("null", "zero", "full", "random", "urandom", "tty"):
             (root / "dev" / dev).touch()
             setup.append(f"mount --bind /dev/{dev} {_q(root / 'dev' / dev)}")
+        for src, target in self._extra_mounts():
+            if os.path.isdir(src):
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.touch()
+            ro = "" if src.startswith("/dev/") else "-o ro "
+            setup.append(f"mount --bind {ro}{_q(src)} {_q(target)}")
         netns.touch()
         setup += [
-            f"unshare --net={_q(netns)} true",
+            f"unshare --net={_q(netns)} true" if self.join_netns is None
+            else f"mount --bind {_q(self.join_netns)} {_q(netns)}",
             f"PATH={ROUTER_PATH} {_q(_tool('nsenter'))} --net={_q(netns)} --root={_q(root)}"
             " ip link set lo up",
             "[ -d /run/sshd ] || mkdir -m 0755 /run/sshd",
@@ -697,6 +709,11 @@ exec {_q(python_in_root)} -S -s -E -B -X utf8 {_q(uci_in_root)} "$@"
         )
         for script in (self._setup_script, self._force_command, self._enter_script):
             os.chmod(script, 0o755)
+
+    def _extra_mounts(self) -> list[tuple[str, Path]]:
+        """(host source, target in the root) bound into the router (read-only, except
+        ``/dev/*``) by its setup script; none here, for subclasses."""
+        return []
 
     def _write_sshd_config(self) -> None:
         self.sshd_config_path.write_text(f"""\

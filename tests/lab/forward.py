@@ -68,8 +68,9 @@ def main() -> int:
         print(f"forward: setns {netns}: {os.strerror(ctypes.get_errno())}", flush=True)
         return 1
     os.close(fd)
-    with open(ready, "w") as f:
+    with open(ready + ".tmp", "w") as f:  # complete before it is seen: write, then rename
         f.write(str(os.getpid()))
+    os.replace(ready + ".tmp", ready)
     print(f"forward: 127.0.0.1:{port} -> {netns} 127.0.0.1:{port}", flush=True)
     while True:
         conn, _addr = listener.accept()

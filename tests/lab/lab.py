@@ -9,11 +9,15 @@ uncounted commands inside the router, the router's committed config and events.
 servers die with the process that started them), see ``tests/lab/__main__.py``.
 
 Names are derived from the prefix only (namespaces ``<prefix><role>``), so :func:`cleanup`
-removes a crashed lab's leftovers without any state.
+removes a crashed lab's leftovers without any state. Each lab directory owns its prefix: by
+default ``ssol-<6 hex of the directory's path>-`` (:func:`default_prefix`), recorded in
+``<dir>/prefix`` when the lab starts and in the state file; ``down`` removes that prefix's
+namespaces only, so labs of two clones (or two directories) run side by side.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +36,7 @@ from tests.lab.router import HOST_TOOLS, LabRouter
 
 DEFAULT_DIR = REPO / ".lab"
 STATE_FILE = "state.json"
+PREFIX_FILE = "prefix"
 #: managed hosts other than the router (their inventory names are the topology roles)
 MANAGED = ("server", "client1", "client2")
 ALL_MANAGED = ("router", *MANAGED)
@@ -42,6 +47,33 @@ WAN_LEASE = {"ip": f"{t.ROUTER_WAN_ADDRESS}/{t.WAN_PREFIX}", "router": t.INET_AD
 def lab_dir() -> Path:
     """``$SSOL_LAB_DIR`` or ``<repo>/.lab``."""
     return Path(os.environ.get("SSOL_LAB_DIR") or DEFAULT_DIR).resolve()
+
+
+def default_prefix(directory: str | os.PathLike[str]) -> str:
+    """``ssol-<6 hex of sha1(the directory's resolved path)>-``: the namespace prefix a lab
+    directory owns unless one is given."""
+    digest = hashlib.sha1(str(Path(directory).resolve()).encode()).hexdigest()[:6]
+    return f"ssol-{digest}-"
+
+
+def lab_prefix(directory: str | os.PathLike[str], explicit: str | None = None) -> str:
+    """The prefix of the lab in ``directory``: ``explicit``, else the one recorded there
+    (``<dir>/prefix``, written by ``up``), else :func:`default_prefix`."""
+    if explicit:
+        return explicit
+    try:
+        recorded = (Path(directory) / PREFIX_FILE).read_text().strip()
+    except OSError:
+        recorded = ""
+    return recorded or default_prefix(directory)
+
+
+def record_prefix(directory: str | os.PathLike[str], prefix: str) -> None:
+    """Remember which namespaces this lab directory owns (before any is made)."""
+    path = Path(directory) / PREFIX_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(prefix + "\n")
+    os.replace(tmp, path)
 
 
 def requirements_missing_lab() -> str | None:
@@ -82,11 +114,11 @@ class Lab:
     """
 
     def __init__(self, directory: str | os.PathLike[str] | None = None,
-                 prefix: str = t.DEFAULT_PREFIX, *, path_prepend: Sequence[str] = (),
+                 prefix: str | None = None, *, path_prepend: Sequence[str] = (),
                  env: dict[str, str] | None = None, server_address: bool = True,
                  macs: bool = True) -> None:
         self.dir = Path(directory).resolve() if directory else lab_dir()
-        self.prefix = prefix
+        self.prefix = lab_prefix(self.dir, prefix)
         self.path_prepend = [str(Path(p).resolve()) for p in path_prepend]
         self.env = dict(env or {})
         self.macs = macs
@@ -102,6 +134,7 @@ class Lab:
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
         (self.dir / STATE_FILE).unlink(missing_ok=True)
+        record_prefix(self.dir, self.prefix)
         self.topology.down()  # leftovers of a crashed lab with this prefix
         try:
             self.topology.up()
@@ -193,7 +226,7 @@ class Lab:
         os.replace(tmp, path)
 
 
-def cleanup(prefix: str = t.DEFAULT_PREFIX) -> None:
+def cleanup(prefix: str) -> None:
     """Remove a lab's namespaces (and every process in them), even after a crash."""
     t.Topology(prefix).down()
 
@@ -252,17 +285,11 @@ class LabState:
     def mac_run(self, host: str, command: str, user: bool = False, check: bool = False,
                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a shell command inside a lab Mac (as root, or its user), NOT counted."""
-        from tests.lab.macs import GID, MAC_PATH, STATE_DIR, UID
+        from tests.harness.fake_mac import run_in
 
         h = self.data["hosts"][host]
-        argv = [_tool("nsenter"), "-t", str(h["ns_pid"]), "-m", "-p", "-u", "-n", "-r", "-w",
-                "--"]
-        if user:
-            argv += ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--init-groups"]
-        result = subprocess.run(
-            [*argv, "env", "-i", f"PATH={MAC_PATH}", f"HOME={h['mac_home'] if user else '/'}",
-             f"MACOS_STANDIN_STATE={STATE_DIR}", "LC_ALL=C.UTF-8", "sh", "-c", command],
-            capture_output=True, text=True, timeout=timeout)
+        result = run_in(h["ns_pid"], command, user=user, home=h["mac_home"], net=True,
+                        timeout=timeout)
         if check and result.returncode != 0:
             raise RuntimeError(f"{host}: {command}: {result.stdout}{result.stderr}")
         return result
@@ -313,7 +340,8 @@ def stop_supervisor(directory: str | os.PathLike[str] | None = None,
     """Stop a lab started by ``python3 -m tests.lab up`` and remove every trace of it.
 
     Returns whether a running lab was found. Works after a crash: namespaces are derived from
-    the prefix (from the state file, else ``prefix``, else the default).
+    the prefix (``prefix``, else the state file's, else the one recorded in the directory, else
+    the directory's default). Only that prefix's namespaces are removed.
     """
     d = Path(directory).resolve() if directory else lab_dir()
     found = False
@@ -333,7 +361,8 @@ def stop_supervisor(directory: str | os.PathLike[str] | None = None,
             if state.alive():
                 os.kill(pid, signal.SIGKILL)
         (d / STATE_FILE).unlink(missing_ok=True)
-    cleanup(prefix or t.DEFAULT_PREFIX)
+    cleanup(lab_prefix(d, prefix))
     for run in d.glob("run-*") if d.exists() else ():
         shutil.rmtree(run, ignore_errors=True)
+    (d / PREFIX_FILE).unlink(missing_ok=True)
     return found

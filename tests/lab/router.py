@@ -5,19 +5,18 @@ living in the lab's ``router`` network namespace, with stand-ins whose reloads a
 things, both in files of its own:
 
 * **Its network namespace is the lab's** (``/run/netns/<prefix>router``, made by
-  :class:`tests.lab.topology.Topology`) instead of a fresh empty one: the harness's setup script
-  creates its namespace with ``unshare --net=<file> true``; that line is replaced by a bind mount
-  of the lab's namespace onto the same file, so the ``ForceCommand`` (``nsenter --net=<file>``)
-  enters the lab's router. Nothing else of the harness changes (chroot, BusyBox ash, counted
-  execs, scp).
+  :class:`tests.lab.topology.Topology`) instead of a fresh empty one: the harness's ``netns=``
+  parameter. Nothing else of the harness changes (chroot, BusyBox ash, counted execs, scp).
 * **Host tools are mounted into the root** (read-only, like the harness's Python): iproute2's
   ``ip``, ``wg``, ``wireguard-go`` and ``nft`` under ``/usr/lib/test-standin/host/`` (``wg``
   and ``nft`` also on ``PATH``, as on a router with wireguard-tools), ``/dev/net/tun`` for
-  wireguard-go, and the repository's ``firewall/`` under ``/usr/lib/test-standin/repo/`` (the
-  firewall stand-in imports the fw4 model). The stand-ins of ``tests/standins/openwrt-lab/``
-  replace ``/etc/init.d/{network,firewall,dnsmasq}`` and ``/sbin/ifup`` and add
-  ``/etc/init.d/{dropbear,uhttpd}``; being inside the router's mount, PID and network namespaces,
-  they configure the lab's router namespace directly: no helper outside the router is needed.
+  wireguard-go, and the repository's ``firewall/`` and ``facts/`` under
+  ``/usr/lib/test-standin/repo/`` (the firewall stand-in imports the fw4 model; the stand-ins
+  parse ``uci export`` with ``facts/uci_export.py``, the product's own parser). The stand-ins
+  of ``tests/standins/openwrt-lab/`` replace ``/etc/init.d/{network,firewall,dnsmasq}`` and
+  ``/sbin/ifup`` and add ``/etc/init.d/{dropbear,uhttpd}``; being inside the router's mount, PID
+  and network namespaces, they configure the lab's router namespace directly: no helper outside
+  the router is needed.
 
 Why mounts rather than a helper that ``nsenter``s from outside: the stand-ins then run exactly
 where OpenWrt's own programs would (same namespaces, same ``/var/run``, processes such as
@@ -80,7 +79,7 @@ class LabRouter(OpenWrtHost):
 
     def __init__(self, tmp_path, netns: str, wan_lease: dict[str, str], **kwargs) -> None:
         standins = {**lab_standins(), **(kwargs.pop("standins", None) or {})}
-        super().__init__(tmp_path, standins=standins, **kwargs)
+        super().__init__(tmp_path, standins=standins, netns=netns, **kwargs)
         self.lab_netns = netns
         self.wan_lease = dict(wan_lease)
 
@@ -129,31 +128,9 @@ class LabRouter(OpenWrtHost):
                         have.add(d)
                         mounts.append((os.path.realpath(d), r / d.lstrip("/")))
         mounts.append(("/dev/net/tun", r / "dev" / "net" / "tun"))
-        mounts.append((str(REPO / "firewall"),
-                       r / HOST_MOUNT_DIR.lstrip("/") / "repo" / "firewall"))
+        for package in ("firewall", "facts"):
+            mounts.append((str(REPO / package), r / HOST_MOUNT_DIR.lstrip("/") / "repo" / package))
         return mounts
-
-    def _write_scripts(self) -> None:
-        super()._write_scripts()
-        setup = self._setup_script.read_text().splitlines()
-        marker = f"unshare --net={_q(self.netns_path)} true"
-        if marker not in setup:
-            raise HarnessError("tests/harness/openwrt_host.py changed how it creates the "
-                               "router's network namespace; update tests/lab/router.py")
-        lines = []
-        for src, target in self._extra_mounts():
-            if os.path.isdir(src):
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.touch()
-            lines.append(f"mount --bind -o ro {_q(src)} {_q(target)}"
-                         if not src.startswith("/dev/") else
-                         f"mount --bind {_q(src)} {_q(target)}")
-        lines.append(f"mount --bind {_q(self.lab_netns)} {_q(self.netns_path)}")
-        i = setup.index(marker)
-        setup[i:i + 1] = lines
-        self._setup_script.write_text("\n".join(setup) + "\n")
 
     # ---------------------------------------------------------------- lab
 

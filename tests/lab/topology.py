@@ -8,7 +8,8 @@
     100.64.{1,2,3}.2            (WAN "DHCP" lease, see the network stand-in)
                 198.51.100.80 (a web server on the internet: an address on inet's ``lo``)
 
-Every namespace is ``<prefix><role>`` (default prefix ``ssol-``), so all of it is found and
+Every namespace is ``<prefix><role>`` (the lab's prefix is per lab directory, see
+``tests/lab/lab.py``'s ``default_prefix``), so all of it is found and
 removed by :meth:`Topology.down` from the prefix alone, even after a crash. Cables are created
 directly between two namespaces (``ip -n A link add X type veth peer name Y netns B``): no
 interface ever appears in the host's own namespace, and nothing leaves these namespaces.

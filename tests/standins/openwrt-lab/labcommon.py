@@ -3,7 +3,9 @@
 Runs INSIDE the fake OpenWrt router (``tests/lab/router.py``) with the host's Python, which the
 test harness bind-mounts read-only; so do the host's ``ip`` (iproute2), ``wg``, ``wireguard-go``
 and ``nft`` (under ``/usr/lib/test-standin/host/``) and the repository's ``firewall/``
-(``/usr/lib/test-standin/repo``). Standard library only. Nothing here exists on a real router.
+and ``facts/`` (``/usr/lib/test-standin/repo``). Standard library only, and the product's
+``facts/uci_export.py`` (the one parser of ``uci export``, stdlib only too). Nothing here exists
+on a real router.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ WG = f"{HOST}/wg"
 WIREGUARD_GO = f"{HOST}/wireguard-go"
 NFT = f"{HOST}/nft"
 REPO = "/usr/lib/test-standin/repo"
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from facts.uci_export import parse_uci_export  # noqa: E402 - the product's parser, mounted
+
 STATE_DIR = "/var/run/lab-standin"
 LOG = "/tmp/lab-standin.log"
 EVENT_LOG = "/tmp/standin-events.log"  # the same log the plain stand-ins write
@@ -52,43 +59,9 @@ def link_exists(dev: str) -> bool:
 
 
 def uci_export(package: str) -> list[dict]:
-    """``uci -n export <package>`` (the uci stand-in), parsed like facts.openwrt does."""
+    """``uci -n export <package>`` (the uci stand-in), parsed by the product's parser."""
     out = run(["uci", "-n", "export", package], check=False, quiet=True).stdout
     return parse_uci_export(out).get(package, [])
-
-
-def parse_uci_export(text: str) -> dict[str, list[dict]]:
-    """Same result as ``facts.openwrt.parse_uci_export`` (which needs pyinfra, absent here)."""
-    result: dict[str, list[dict]] = {}
-    package = section = None
-    pending = ""
-    for raw in text.splitlines():
-        line = pending + raw if pending else raw
-        try:
-            words = shlex.split(line, posix=True)
-        except ValueError:
-            pending = line + "\n"
-            continue
-        pending = ""
-        if not words:
-            continue
-        if words[0] == "package" and len(words) >= 2:
-            package = result.setdefault(words[1], [])
-        elif words[0] == "config" and len(words) >= 2 and package is not None:
-            name = words[2] if len(words) >= 3 else None
-            section = {"name": name, "type": words[1], "options": {}}
-            package.append(section)
-        elif words[0] in ("option", "list") and section is not None and len(words) >= 2:
-            value = words[2] if len(words) >= 3 else ""
-            if words[0] == "option":
-                section["options"][words[1]] = value
-            else:
-                current = section["options"].get(words[1])
-                if isinstance(current, list):
-                    current.append(value)
-                else:
-                    section["options"][words[1]] = [value]
-    return result
 
 
 def as_list(value) -> list[str]:

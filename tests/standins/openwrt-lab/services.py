@@ -325,8 +325,9 @@ def start(name: str) -> None:
             os.closerange(3, ready_w)
             os.closerange(ready_w + 1, 1024)
             serve(name)
-            with open(_pidfile(name), "w") as f:
+            with open(_pidfile(name) + ".tmp", "w") as f:
                 f.write(f"{os.getpid()}\n")
+            os.replace(_pidfile(name) + ".tmp", _pidfile(name))  # never seen empty
             os.write(ready_w, b"ok")
         except Exception as exc:  # noqa: BLE001 - report anything to the parent
             os.write(ready_w, f"error: {exc}".encode())
