@@ -78,6 +78,9 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 from typing import Any
 
+from deploys.schema import server as _s
+from deploys.schema.base import check as _schema_check
+
 #: Service modes: a LaunchAgent of the SSH user, or a LaunchDaemon with ``UserName``.
 SERVICE_MODES = ("agent", "daemon")
 BIND_MODES = ("dmz", "all")
@@ -102,44 +105,7 @@ GPU_MEMORY_SHARE = 0.75
 
 #: Fields this role knows (besides the plan's). A typo in an ``ollama_*``/``haproxy_*`` field
 #: is reported instead of being silently ignored.
-KNOWN_FIELDS = frozenset(
-    {
-        "ollama_service",
-        "ollama_user",
-        "ollama_bind",
-        "ollama_origins",
-        "ollama_keep_alive",
-        "ollama_context_length",
-        "ollama_num_parallel",
-        "ollama_max_loaded_models",
-        "ollama_flash_attention",
-        "ollama_kv_cache_type",
-        "ollama_models_dir",
-        "ollama_env",
-        "ollama_stdout_log",
-        "ollama_stderr_log",
-        "ollama_models",
-        "ollama_prune_models",
-        "ollama_warm_keep_alive",
-        "ollama_warm_num_ctx",
-        "ollama_pull_timeout",
-        "ollama_upgrade",
-        "ollama_memory_check",
-        "ollama_port",
-        "competing_servers",
-        "proxy",
-        "haproxy_config",
-        "haproxy_log",
-        "haproxy_timeout",
-        "static_ip",
-        "network_service",
-        "network_device",
-        "dns_servers",
-        "static_ip_over_ssh",
-        "pmset",
-        "uninstall_revert_dhcp",
-    }
-)
+KNOWN_FIELDS = frozenset(f.name for f in _s.SERVER) | {"ollama_port"}
 _CHECKED_PREFIXES = ("ollama_", "haproxy_")
 
 #: OLLAMA_* variables set through their own fields (not through ``ollama_env``).
@@ -155,17 +121,14 @@ _OWN_VARIABLES = {
     "OLLAMA_MODELS": "ollama_models_dir",
 }
 
-MODEL_NAME = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*(:[A-Za-z0-9][A-Za-z0-9._-]*)?$"
-)
-USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
-ENV_NAME = re.compile(r"^OLLAMA_[A-Z0-9_]+$")
-# Go durations (``24h``, ``1h30m``, ``90s``) or integer seconds; negative means forever.
-DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^-?\d+$")
-HAPROXY_TIME = re.compile(r"^\d+(us|ms|s|m|h|d)?$")
-PMSET_KEY = re.compile(r"^[a-z][a-zA-Z]*$")
-SERVICE_NAME = re.compile(r"^[^\n\r\x00*]{1,255}$")
-DEVICE = re.compile(r"^[a-z]+[0-9]+$")
+MODEL_NAME = re.compile(_s.MODEL_NAME, re.ASCII)
+USER_NAME = re.compile(_s.USER_NAME, re.ASCII)
+ENV_NAME = re.compile(_s.ENV_NAME, re.ASCII)
+DURATION = re.compile(_s.DURATION, re.ASCII)
+HAPROXY_TIME = re.compile(_s.HAPROXY_TIME, re.ASCII)
+PMSET_KEY = re.compile(_s.PMSET_KEY, re.ASCII)
+SERVICE_NAME = re.compile(_s.SERVICE_NAME, re.ASCII)
+DEVICE = re.compile(_s.DEVICE, re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -175,6 +138,15 @@ class ModelSpec:
     name: str
     warm: bool = False
     memory_gb: float | None = None  # declared memory need; estimated from the tag when None
+    context_length: int | None = None  # the context this model is used with (2048..1048576)
+
+
+@dataclass(frozen=True)
+class LogRotate:
+    """Rotation of the server's logs (``log_rotate``)."""
+
+    size_kb: int = 10240
+    count: int = 5
 
 
 @dataclass(frozen=True)
@@ -210,6 +182,8 @@ class ServerSettings:
     static_ip_over_ssh: bool
     pmset: dict[str, int] = field(default_factory=dict)
     uninstall_revert_dhcp: bool = False
+    log_rotate: LogRotate = field(default_factory=LogRotate)
+    warm_at_boot: bool = True
 
     @property
     def listen_address(self) -> str:
@@ -319,7 +293,7 @@ def _duration(value: object) -> str | int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and DURATION.match(value):
+    if isinstance(value, str) and DURATION.fullmatch(value):
         return value
     return None
 
@@ -348,7 +322,9 @@ def validate_server(
     # how pyinfra would log in to it does not matter then
     managed = data.get("configure_host", True) is not False
     ssh_user = data.get("ssh_user")  # None: pyinfra's default (the local user name)
-    if ssh_user is not None and (not isinstance(ssh_user, str) or not USER_NAME.match(ssh_user)):
+    if ssh_user is not None and (
+        not isinstance(ssh_user, str) or not USER_NAME.fullmatch(ssh_user)
+    ):
         c.error("ssh_user", ssh_user, "not a macOS account name")
         ssh_user = None
     elif ssh_user == "root" and managed:
@@ -383,7 +359,7 @@ def validate_server(
                 "required for ollama_service = 'daemon' when "
                 "ssh_user is not set: the account Ollama runs as",
             )
-    elif not isinstance(ollama_user, str) or not USER_NAME.match(ollama_user):
+    elif not isinstance(ollama_user, str) or not USER_NAME.fullmatch(ollama_user):
         c.error("ollama_user", ollama_user, "not a macOS account name")
         ollama_user = ssh_user
     elif ollama_user == "root":
@@ -468,7 +444,7 @@ def validate_server(
         c.error("ollama_env", extra, "expected a dict of OLLAMA_* variables")
     else:
         for key, value in extra.items():
-            if not isinstance(key, str) or not ENV_NAME.match(key):
+            if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
                 c.error(f"ollama_env[{key!r}]", value, "only OLLAMA_[A-Z0-9_]+ variables")
             elif key in _OWN_VARIABLES:
                 c.error(f"ollama_env[{key!r}]", value, f"set it with {_OWN_VARIABLES[key]}")
@@ -502,17 +478,19 @@ def validate_server(
     haproxy_config = c.path(data, "haproxy_config", DEFAULT_HAPROXY_CONFIG, home_ok=True)
     haproxy_log = c.path(data, "haproxy_log", DEFAULT_HAPROXY_LOG, home_ok=False)
     haproxy_timeout = data.get("haproxy_timeout", "10m")
-    if not isinstance(haproxy_timeout, str) or not HAPROXY_TIME.match(haproxy_timeout):
+    if not isinstance(haproxy_timeout, str) or not HAPROXY_TIME.fullmatch(haproxy_timeout):
         c.error("haproxy_timeout", haproxy_timeout, "expected an HAProxy time like '10m'")
         haproxy_timeout = "10m"
 
     static_ip = c.boolean(data, "static_ip", True)
     service = data.get("network_service")
-    if service is not None and (not isinstance(service, str) or not SERVICE_NAME.match(service)):
+    if service is not None and (
+        not isinstance(service, str) or not SERVICE_NAME.fullmatch(service)
+    ):
         c.error("network_service", service, "expected a network service name like 'Ethernet'")
         service = None
     device = data.get("network_device", None if service else "en0")
-    if device is not None and (not isinstance(device, str) or not DEVICE.match(device)):
+    if device is not None and (not isinstance(device, str) or not DEVICE.fullmatch(device)):
         c.error("network_device", device, "expected a device name like 'en0'")
         device = None
     dns = data.get("dns_servers")
@@ -541,7 +519,7 @@ def validate_server(
         c.error("pmset", pmset, "expected a dict like {'sleep': 0, 'autorestart': 1}")
     else:
         for key, value in pmset.items():
-            if not isinstance(key, str) or not PMSET_KEY.match(key):
+            if not isinstance(key, str) or not PMSET_KEY.fullmatch(key):
                 c.error(f"pmset[{key!r}]", value, "not a pmset setting name")
             elif (
                 isinstance(value, bool) or not isinstance(value, int) or not (0 <= value <= 100000)
@@ -550,6 +528,15 @@ def validate_server(
             else:
                 pmset_clean[key] = value
     revert = c.boolean(data, "uninstall_revert_dhcp", False)
+    warm_at_boot = c.boolean(data, "warm_at_boot", True)
+    rotate = LogRotate()
+    raw_rotate = data.get("log_rotate")
+    if raw_rotate is not None:
+        errors: list[str] = []
+        got = _schema_check(_s.SERVER_FIELDS["log_rotate"], raw_rotate, host_name, errors)
+        c.errors += errors
+        if got is not None:
+            rotate = LogRotate(**got)
 
     if c.errors:
         return None, c.errors
@@ -584,6 +571,8 @@ def validate_server(
             static_ip_over_ssh=over_ssh,
             pmset=pmset_clean,
             uninstall_revert_dhcp=revert,
+            log_rotate=rotate,
+            warm_at_boot=warm_at_boot,
         ),
         [],
     )
@@ -602,11 +591,12 @@ def _models(c: _Checker, raw: object) -> tuple[ModelSpec, ...]:
         if not isinstance(item, Mapping):
             c.error(fld, item, "expected a model name or a dict with 'name'")
             continue
-        unknown = sorted(set(item) - {"name", "warm", "memory_gb"})
+        unknown = sorted(set(item) - {"name", "warm", "memory_gb", "context_length"})
         for key in unknown:
-            c.error(f"{fld}.{key}", item[key], "unknown model field (name, warm, memory_gb)")
+            c.error(f"{fld}.{key}", item[key],
+                    "unknown model field (name, warm, memory_gb, context_length)")
         name = item.get("name")
-        if not isinstance(name, str) or not MODEL_NAME.match(name):
+        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
             c.error(fld, name, "not an Ollama model name like 'qwen2.5-coder:32b'")
             continue
         warm = item.get("warm", False)
@@ -619,12 +609,19 @@ def _models(c: _Checker, raw: object) -> tuple[ModelSpec, ...]:
         ):
             c.error(f"{fld}.memory_gb", memory, "expected a positive number of GB")
             memory = None
+        ctx = item.get("context_length")
+        if ctx is not None and (isinstance(ctx, bool) or not isinstance(ctx, int)
+                                or not 2048 <= ctx <= 1048576):
+            c.error(f"{fld}.context_length", ctx, "expected a whole number from 2048 to 1048576")
+            ctx = None
         full = normalize_model(name)
         if full in seen:
             c.error(fld, name, "declared twice")
             continue
         seen.add(full)
-        models.append(ModelSpec(full, warm, float(memory) if memory is not None else None))
+        models.append(
+            ModelSpec(full, warm, float(memory) if memory is not None else None, ctx)
+        )
     return tuple(models)
 
 
