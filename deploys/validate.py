@@ -83,7 +83,7 @@ def validate(
         for host, data, role in ([server + ("server",)] if server else []) + [
             (h, d, "clients") for h, d in clients
         ]:
-            errors += schema.unknown_field_errors(host, _plain(data), [role])
+            errors += schema.unknown_field_errors(host, {k: data.get(k) for k in data}, [role])
     if router is None:
         errors.append("inventory: router: None (exactly one host must be in group 'router')")
     for extra in extra_routers:

@@ -39,9 +39,13 @@ ROLES = ("router", "server", "clients")
 ROLE_FIELDS: dict[str, dict[str, Field]] = {
     "router": field_map(NETWORK),
     "server": field_map(NETWORK, COMMON, SERVER),
-    "clients": field_map(NETWORK, COMMON, CLIENT_PEER, CLIENT),
+    "clients": field_map(NETWORK, COMMON, CLIENT_PEER, CLIENT,
+                         tuple(f for f in SERVER if "clients" in f.hosts)),
 }
 ALL_FIELDS: dict[str, Field] = field_map(NETWORK, COMMON, SERVER, CLIENT_PEER, CLIENT)
+
+
+_ROLE_NAMES = {"router": "the router", "server": "the server", "clients": "clients"}
 
 
 def pyinfra_keys() -> frozenset[str]:
@@ -86,9 +90,9 @@ def unknown_field_errors(who: str, data: dict, roles: tuple[str, ...] | list[str
             continue
         value = data[key]
         if isinstance(key, str) and key in ALL_FIELDS:
-            owners = [r for r in ROLES if key in ROLE_FIELDS[r]]
-            whose = " / ".join(roles) or "this host"
-            why = f"a field of {' and '.join(owners)} hosts, not of {whose}"
+            owners = [_ROLE_NAMES[r] for r in ROLES if key in ROLE_FIELDS[r]]
+            whose = " / ".join(_ROLE_NAMES.get(r, r) for r in roles) or "this host"
+            why = f"a field of {' and '.join(owners)}, not of {whose}"
         else:
             why = "unknown field" + did_you_mean(key, set(allowed) | {k for k in pyinfra
                                                                       if k.startswith("ssh_")})

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import Any
 
-from deploys.schema.base import Field, fmt
+from deploys.schema.base import Field, check, fmt
 from deploys.schema.network import ROUTER_OWNED
 
 #: Devices a DMZ port can never be: the WAN, the LAN bridge, loopback.
@@ -104,6 +104,8 @@ def same_as_network(who: str, data: Mapping[str, Any], network: Mapping[str, Any
     for name, f in fields.items():
         value = data.get(name)
         if value is None or role in f.hosts:
+            continue
+        if check(f, value, who, errors) is None:
             continue
         reference = network.get(name)
         if reference is None:
