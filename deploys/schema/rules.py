@@ -105,12 +105,10 @@ def same_as_network(who: str, data: Mapping[str, Any], network: Mapping[str, Any
         value = data.get(name)
         if value is None or role in f.hosts:
             continue
-        if check(f, value, who, errors) is None:
-            continue
         reference = network.get(name)
         if reference is None:
             reference = f.default
-        if value != reference:
+        if value != reference and check(f, value, who, errors) is not None:
             errors.append(fmt(who, name, value,
                               f"differs from the network's value {reference!r}: a network-wide "
                               "field has one value, set it once in group_data/all.py"))
