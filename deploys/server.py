@@ -29,6 +29,7 @@ Run it through ``deploys/all.py`` (``--limit server`` to touch only the Mac)::
 from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.hostchecks import server_problems
 from deploys.plan import current_plan
 from deploys.server_plan import (
     LABEL_HAPROXY,
@@ -50,6 +51,10 @@ if settings is None:
 
 state = host.get_fact(MacServerState, **state_fact_args(settings))
 settings = settings.resolve_user(state.get("user"))  # ssh_user unset: the login user
+problems = server_problems(host.name, settings, state)
+if problems:  # stop this host before any change
+    raise DeployError("inventory does not fit this Mac:\n" + "\n".join(
+        f"  - {p}" for p in problems))
 target = network_target(settings, plan)
 run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")))
 for warning in run.warnings:
