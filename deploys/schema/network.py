@@ -167,7 +167,11 @@ NETWORK: tuple[Field, ...] = (
     Field("rotate_peers", "list", "peers whose keys are replaced in this run", [], cli="csv",
           item=Field("rotate_peers", "str", "a peer name", pattern=UCI_NAME,
                      hint="peer names must be UCI section names: [A-Za-z0-9_]+"),
-          hint="expected a list of peer names"),
+          hint="expected a list of peer names",
+          alt=Field("rotate_peers", "str", "comma-separated peer names",
+                    pattern=rf"{UCI_NAME}(,{UCI_NAME})*",
+                    hint="expected peer names, comma-separated: [A-Za-z0-9_]+",
+                    convert=lambda v: v.split(","))),
     Field("policy_tests", "list", "reachability tests {'src', 'dst', 'expect'[, 'proto']}", [],
           item=POLICY_TEST, cli="json", hint="expected a list of policy test dicts"),
     Field("firewall_acknowledge", "list", "firewall sections whose unmodelled constructs you "
