@@ -91,6 +91,8 @@ def validate(
     for extra in extra_servers:
         errors.append(f"{extra}: groups: 'server' (only one server is supported)")
 
+    if router is not None:
+        check_fields(router[0], router[1], {f.name: f for f in schema.COMMON}, errors)
     _, n = check_fields(net, network, {k: f for k, f in NETWORK_FIELDS.items()
                                        if k != "vpn_peers"}, errors)
     bad = {e.split(": ", 2)[1] for e in errors if e.startswith(net + ": ")}

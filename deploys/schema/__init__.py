@@ -37,7 +37,7 @@ ROLES = ("router", "server", "clients")
 
 #: The fields each role's hosts may carry (besides pyinfra's own data).
 ROLE_FIELDS: dict[str, dict[str, Field]] = {
-    "router": field_map(NETWORK),
+    "router": field_map(NETWORK, COMMON),
     "server": field_map(NETWORK, COMMON, SERVER),
     "clients": field_map(NETWORK, COMMON, CLIENT_PEER, CLIENT,
                          tuple(f for f in SERVER if "clients" in f.hosts)),
@@ -94,8 +94,7 @@ def unknown_field_errors(who: str, data: dict, roles: tuple[str, ...] | list[str
             whose = " / ".join(_ROLE_NAMES.get(r, r) for r in roles) or "this host"
             why = f"a field of {' and '.join(owners)}, not of {whose}"
         else:
-            why = "unknown field" + did_you_mean(key, set(allowed) | {k for k in pyinfra
-                                                                      if k.startswith("ssh_")})
+            why = "unknown field" + did_you_mean(key, set(allowed) | set(pyinfra))
         errors.append(fmt(who, str(key), value, why + where))
     return errors
 

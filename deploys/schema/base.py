@@ -309,6 +309,8 @@ def from_cli(f: Field, text: str) -> Any:
         try:
             return json.loads(text)
         except ValueError:
+            if f.alt is not None and f.alt.kind == "str":  # e.g. claude_models=qwen3-coder:30b
+                return text
             raise CliError(f"expected JSON ({f.expected})") from None
     if mode == "csv":
         if text.startswith("["):

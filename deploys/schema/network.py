@@ -184,7 +184,7 @@ NETWORK: tuple[Field, ...] = (
 #: Per-host fields that are not role settings: which hosts are managed.
 COMMON: tuple[Field, ...] = (
     Field("configure_host", "bool", "False: the host is in the inventory for its data only",
-          True, hosts=("server", "clients"), cli="bool"),
+          True, hosts=("router", "server", "clients"), cli="bool"),
 )
 
 #: A client host's peer fields (``vpn_`` prefix); ``vpn_keepalive`` is in NETWORK.
