@@ -8,6 +8,8 @@ line per problem: ``<host>: <field>: <value!r> (<why>)``.
   VPN interface name is not an interface of the router that this tool does not own.
 * :func:`server_problems` (``facts.macos.MacServerState``): the Mac has the network service
   (or device) the static DMZ address goes on.
+* :func:`client_problems` (``facts.client.ClientState``): Homebrew is at ``homebrew_prefix``
+  when the role needs it (the tunnel's wireguard-tools and bash, Aider).
 
 Example::
 
@@ -107,3 +109,12 @@ def server_problems(who: str, settings: Any, state: Mapping[str, Any]) -> list[s
         return []
     known = ", ".join(f"{s.get('name')} ({s.get('device') or '-'})" for s in services)
     return [f"{who}: {what} (no such network service on the Mac; it has: {known or 'none'})"]
+
+
+def client_problems(who: str, settings: Any, state: Mapping[str, Any],
+                    needs_brew: bool) -> list[str]:
+    """Homebrew is where ``homebrew_prefix`` says, when the client role needs it."""
+    if needs_brew and not state.get("brew"):
+        return [f"{who}: homebrew_prefix: {settings.homebrew_prefix!r} (no Homebrew there on "
+                "this Mac: install it (https://brew.sh) or set homebrew_prefix)"]
+    return []

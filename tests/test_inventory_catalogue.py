@@ -185,6 +185,8 @@ CASES = [
     ("srv", "ollama_port", 8080), ("srv", "vpn_port", "51820"),
     ("srv", "ollama_modles", []), ("srv", "proxxy", None), ("srv", "proxxy", "haproxy"),
     ("srv", "aider", True), ("srv", "ollama_stderr_log", "/tmp/err.log\n"),
+    ("net", "vpn_endpoint", "10.10.10.1"), ("net", "vpn_endpoint", "192.168.100.5"),
+    ("cli", "vpn_name", "Alice_Phone"),
 ]
 
 
@@ -441,6 +443,9 @@ EXPECTED = {
     'srv-proxxy-248': ["ai-server: proxxy: None (unknown field; did you mean 'proxy'?)"],
     'srv-proxxy-249': ["ai-server: proxxy: 'haproxy' (unknown field; did you mean 'proxy'?)"],
     'srv-aider-250': ['ai-server: aider: True (a field of clients, not of the server)'],
+    'net-vpn_endpoint-252': ["network: vpn_endpoint: '10.10.10.1' (inside the vpn_subnet 10.10.10.0/24: peers must reach the router from outside (its public address or DNS name))"],
+    'net-vpn_endpoint-253': ["network: vpn_endpoint: '192.168.100.5' (inside the dmz_subnet 192.168.100.0/24: peers must reach the router from outside (its public address or DNS name))"],
+    'cli-vpn_name-254': ["peer alice_phone: name: 'alice_phone' (differs only in case from 'Alice_Phone' (alice-mac): key and config file names would collide on macOS' case-insensitive disks)"],
     'srv-ollama_stderr_log-251': ["ai-server: ollama_stderr_log: '/tmp/err.log\\n' (contains a control character ('\\n'); expected an absolute path)"],
 }
 
@@ -516,3 +521,44 @@ def test_the_catalogue_covers_every_declared_field_and_is_big_enough():
 def test_the_base_inventory_is_valid():
     spec = validate(**build("net", "vpn_port", 51820))
     assert [p.access for p in spec.peers] == [("server:11434",)] * 3
+
+
+VALID_EDGES = [
+    ("net", "vpn_endpoint", "1password.example"),
+    ("net", "vpn_endpoint", "203.0.113.7"),
+    ("net", "vpn_endpoint", "2001:db8::1"),
+    ("net", "dmz_dhcp_leasetime", "infinite"),
+    ("net", "rotate_peers", "alice_phone"),
+    ("net", "policy_tests", [{"src": "vpn", "dst": "server:11434", "expect": "accept",
+                              "proto": "tcp"}]),
+    ("net", "firewall_acknowledge", ["cfg0a1b2c", "my_rule"]),
+    ("peer", "access", ["server:11434", "dmz:443", "192.168.100.20:22"]),
+    ("peer", "expires", "2027-02-28"),
+    ("cli", "vpn_keepalive", 0),
+    ("cli", "claude_models", "qwen3-coder:30b"),
+    ("cli", "claude_min_context", 0),
+    ("srv", "ollama_models", [{"name": "q:32b", "context_length": 65536, "warm": True}]),
+    ("srv", "log_rotate", {"size_kb": 100, "count": 100}),
+    ("srv", "ollama_keep_alive", -1),
+    ("srv", "ollama_origins", "http://a:*,http://b:*"),
+]
+
+
+@pytest.mark.parametrize("where,key,value", VALID_EDGES,
+                         ids=[f"{w}-{k}-{i}" for i, (w, k, _) in enumerate(VALID_EDGES)])
+def test_valid_edge_values_pass(where, key, value):
+    validate(**build(where, key, value))
+
+
+def test_new_fields_reach_the_spec():
+    parts = build("peer", "expires", "2027-02-28")
+    parts["network"]["policy_tests"] = [{"src": "vpn", "dst": "lan", "expect": "deny"}]
+    parts["network"]["firewall_acknowledge"] = ["my_rule"]
+    parts["clients"][0][1]["vpn_access"] = ["dmz:443"]
+    spec = validate(**parts)
+    assert spec.policy_tests[0].expect == "deny" and spec.policy_tests[0].proto is None
+    assert spec.firewall_acknowledge == ("my_rule",)
+    alice, bob, phone = spec.peers
+    assert alice.access == ("dmz:443",) and alice.key_on_mac is True
+    assert bob.access == ("server:11434",)
+    assert str(phone.expires) == "2027-02-28" and phone.key_on_mac is False

@@ -88,3 +88,15 @@ def test_server_network_service_must_exist():
         "ai-server: network_service: 'Thunderbolt' (no such network service on the Mac; it "
         "has: Ethernet (en0))"
     ]
+
+
+def test_client_needs_homebrew_only_when_the_role_uses_it():
+    from deploys.hostchecks import client_problems
+
+    settings = SimpleNamespace(homebrew_prefix="/usr/local")
+    assert client_problems("alice-mac", settings, {"brew": True}, needs_brew=True) == []
+    assert client_problems("alice-mac", settings, {"brew": False}, needs_brew=False) == []
+    assert client_problems("alice-mac", settings, {"brew": False}, needs_brew=True) == [
+        "alice-mac: homebrew_prefix: '/usr/local' (no Homebrew there on this Mac: install it "
+        "(https://brew.sh) or set homebrew_prefix)"
+    ]

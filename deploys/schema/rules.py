@@ -49,6 +49,14 @@ def network_rules(n: dict[str, Any]) -> list[str]:
                 del n[key]
         elif key not in n and net is not None:
             n[key] = next(net.hosts())
+    endpoint = n.get("vpn_endpoint")
+    addr = _ip(endpoint)
+    if addr is not None:
+        for zone in ("vpn_subnet", "dmz_subnet"):
+            if zone in n and addr in n[zone]:
+                errors.append(fmt(who, "vpn_endpoint", endpoint,
+                                  f"inside the {zone} {n[zone]}: peers must reach the router "
+                                  "from outside (its public address or DNS name)"))
     iface = n.get("vpn_interface")
     if iface in ROUTER_OWNED:
         errors.append(fmt(who, "vpn_interface", iface,
@@ -70,6 +78,14 @@ def network_rules(n: dict[str, Any]) -> list[str]:
             errors.append(fmt(who, "dmz_router_address", str(n["dmz_router_address"]),
                               f"inside the DHCP pool .{start}+{limit}"))
     return errors
+
+
+def _ip(text: object) -> IPv4Address | None:
+    try:
+        addr = ip_address(text)  # type: ignore[arg-type]
+    except ValueError:
+        return None
+    return addr if isinstance(addr, IPv4Address) else None
 
 
 def _in_pool(addr: IPv4Address, net: IPv4Network, start: int, limit: int) -> bool:
@@ -119,6 +135,7 @@ def peer_rules(peers: Iterable[Any], n: dict[str, Any]) -> list[str]:
     """Unique names, addresses and keys; addresses inside the VPN; rotations name peers."""
     errors: list[str] = []
     seen_names: dict[str, str] = {}
+    seen_folded: dict[str, tuple[str, str]] = {}
     seen_addresses: dict[IPv4Address, str] = {}
     seen_keys: dict[str, str] = {}
     vpn, router = n.get("vpn_subnet"), n.get("vpn_router_address")
@@ -128,7 +145,13 @@ def peer_rules(peers: Iterable[Any], n: dict[str, Any]) -> list[str]:
         if p.name in seen_names:
             errors.append(fmt(who, pre + "name", p.name,
                               f"duplicate peer name (also {seen_names[p.name]})"))
+        elif p.name.lower() in seen_folded:
+            other, owner = seen_folded[p.name.lower()]
+            errors.append(fmt(who, pre + "name", p.name,
+                              f"differs only in case from {other!r} ({owner}): key and config "
+                              "file names would collide on macOS' case-insensitive disks"))
         seen_names.setdefault(p.name, who)
+        seen_folded.setdefault(p.name.lower(), (p.name, who))
         if p.address is not None and vpn is not None:
             if host_in(who, pre + "address", p.address, vpn, "vpn_subnet", errors):
                 if p.address == router:
