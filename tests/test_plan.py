@@ -5,16 +5,15 @@ from __future__ import annotations
 import copy
 import ipaddress
 import os
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from deploys.keys import KeyStore, generate_private_key, public_key
 from deploys.plan import PlanError, default_peer_name, materialize, validate
+from tests.harness.connections import ConnectionCounter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -223,31 +222,6 @@ def test_peer_bringing_its_own_key_has_no_private_key(tmp_path):
 
 
 # -- the same checks through the pyinfra CLI: exit status 2, no host contacted -------------
-
-
-class ConnectionCounter:
-    """A TCP listener that counts connection attempts (stands in for SSH servers)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.count = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 INVENTORY_TEMPLATE = """
