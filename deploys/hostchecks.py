@@ -5,7 +5,9 @@ line per problem: ``<host>: <field>: <value!r> (<why>)``.
 
 * :func:`router_problems` (``facts.openwrt.OpenWrtState``): the DMZ device exists on the
   router, is not its WAN device and does not carry the link pyinfra's SSH session uses; the
-  VPN interface name is not an interface of the router that this tool does not own.
+  VPN interface name is not an interface of the router that this tool does not own;
+  ``lan_subnet`` is the router's LAN, and no other network of the router overlaps the VPN or
+  the DMZ.
 * :func:`server_problems` (``facts.macos.MacServerState``): the Mac has the network service
   (or device) the static DMZ address goes on.
 * :func:`client_problems` (``facts.client.ClientState``): Homebrew is at ``homebrew_prefix``
@@ -18,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,12 +88,52 @@ def router_problems(who: str, plan: Any, config: Mapping[str, Any],
                         f"{who}: dmz_device: {dmz!r} (carries this SSH session: interface "
                         f"{s.get('name')!r} ({ssh_address}) would lose its link)"
                     )
+    problems += _subnet_problems(who, plan, config)
     existing = _interface(config, iface)
     if existing is not None:
         proto = (existing.get("options") or {}).get("proto")
         if proto != "wireguard":
             problems.append(f"{who}: vpn_interface: {iface!r} (the router already has an "
                             f"interface {iface!r} (proto {proto!r}) this tool does not own)")
+    return problems
+
+
+def _static_networks(config: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(interface, address, network or None)`` of the router's static IPv4 interfaces
+    (network None when the netmask is not given)."""
+    out = []
+    for s in _sections(config, "network"):
+        opts = s.get("options") or {}
+        if s.get("type") != "interface" or opts.get("proto") != "static":
+            continue
+        mask = opts.get("netmask")
+        for text in _as_list(opts.get("ipaddr")):
+            try:
+                iface = ipaddress.ip_interface(f"{text}/{mask}" if mask and "/" not in text
+                                               else text)
+            except ValueError:
+                continue
+            if isinstance(iface, ipaddress.IPv4Interface):
+                known = bool(mask) or "/" in text
+                out.append((str(s.get("name")), iface.ip, iface.network if known else None))
+    return out
+
+
+def _subnet_problems(who: str, plan: Any, config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    ours = {"dmz", plan.vpn_interface, "loopback"}
+    lan = getattr(plan, "lan_subnet", None)
+    for name, addr, net in _static_networks(config):
+        if name == "lan" and lan is not None and (addr not in lan or net not in (None, lan)):
+            problems.append(f"{who}: lan_subnet: {str(lan)!r} (the router's LAN is "
+                            f"{net or addr})")
+        if name in ours:
+            continue
+        for field in ("vpn_subnet", "dmz_subnet"):
+            subnet = getattr(plan, field, None)
+            if subnet is not None and (net or ipaddress.ip_network(addr)).overlaps(subnet):
+                problems.append(f"{who}: {field}: {str(subnet)!r} (overlaps the router's "
+                                f"interface {name!r} ({net or addr}))")
     return problems
 
 

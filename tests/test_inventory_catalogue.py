@@ -186,7 +186,8 @@ CASES = [
     ("srv", "ollama_modles", []), ("srv", "proxxy", None), ("srv", "proxxy", "haproxy"),
     ("srv", "aider", True), ("srv", "ollama_stderr_log", "/tmp/err.log\n"),
     ("net", "vpn_endpoint", "10.10.10.1"), ("net", "vpn_endpoint", "192.168.100.5"),
-    ("cli", "vpn_name", "Alice_Phone"),
+    ("cli", "vpn_name", "Alice_Phone"), ("net", "vpn_port", 53), ("net", "ollama_port", 22),
+    ("net", "ollama_port", 80), ("net", "ollama_port", 5000),
 ]
 
 
@@ -446,6 +447,10 @@ EXPECTED = {
     'net-vpn_endpoint-252': ["network: vpn_endpoint: '10.10.10.1' (inside the vpn_subnet 10.10.10.0/24: peers must reach the router from outside (its public address or DNS name))"],
     'net-vpn_endpoint-253': ["network: vpn_endpoint: '192.168.100.5' (inside the dmz_subnet 192.168.100.0/24: peers must reach the router from outside (its public address or DNS name))"],
     'cli-vpn_name-254': ["peer alice_phone: name: 'alice_phone' (differs only in case from 'Alice_Phone' (alice-mac): key and config file names would collide on macOS' case-insensitive disks)"],
+    'net-vpn_port-255': ["network: vpn_port: 53 (the router's DNS service uses this UDP port)"],
+    'net-ollama_port-256': ["network: ollama_port: 22 (macOS' SSH uses this port, and the VPN would reach it)"],
+    'net-ollama_port-257': ['network: ollama_port: 80 (below 1024: Ollama and HAProxy do not run as root and cannot listen there)'],
+    'net-ollama_port-258': ["network: ollama_port: 5000 (macOS' AirPlay uses this port, and the VPN would reach it)"],
     'srv-ollama_stderr_log-251': ["ai-server: ollama_stderr_log: '/tmp/err.log\\n' (contains a control character ('\\n'); expected an absolute path)"],
 }
 

@@ -100,3 +100,24 @@ def test_client_needs_homebrew_only_when_the_role_uses_it():
         "alice-mac: homebrew_prefix: '/usr/local' (no Homebrew there on this Mac: install it "
         "(https://brew.sh) or set homebrew_prefix)"
     ]
+
+
+def test_lan_subnet_must_be_the_routers_lan_and_nothing_may_overlap_vpn_or_dmz():
+    import ipaddress
+
+    text = FACTORY.replace("\toption ipaddr '192.168.1.1'\n",
+                           "\toption ipaddr '192.168.2.1'\n\toption netmask '255.255.255.0'\n")
+    text += "\tlist ipaddr '10.10.10.1/16'\n"  # the guest network
+    config = parse_uci_export(text)
+    p = plan(lan_subnet=ipaddress.ip_network("192.168.1.0/24"),
+             vpn_subnet=ipaddress.ip_network("10.10.10.0/24"),
+             dmz_subnet=ipaddress.ip_network("192.168.100.0/24"))
+    assert router_problems("router", p, config) == [
+        "router: lan_subnet: '192.168.1.0/24' (the router's LAN is 192.168.2.0/24)",
+        "router: vpn_subnet: '10.10.10.0/24' (overlaps the router's interface 'guest' "
+        "(10.10.0.0/16))",
+    ]
+    good = plan(lan_subnet=ipaddress.ip_network("192.168.1.0/24"),
+                vpn_subnet=ipaddress.ip_network("10.10.10.0/24"),
+                dmz_subnet=ipaddress.ip_network("192.168.100.0/24"))
+    assert router_problems("router", good, CONFIG, "192.168.1.1") == []

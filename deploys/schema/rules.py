@@ -18,6 +18,12 @@ from typing import Any
 from deploys.schema.base import Field, check, fmt
 from deploys.schema.network import ROUTER_OWNED
 
+#: UDP ports an OpenWrt router's own services listen on (dnsmasq DNS/DHCP, NTP, DHCPv6, mDNS).
+ROUTER_UDP = {53: "DNS", 67: "DHCP", 68: "DHCP", 123: "NTP", 546: "DHCPv6", 547: "DHCPv6",
+              5353: "mDNS"}
+#: TCP ports macOS uses itself (SSH, Kerberos, SMB, AFP, ARD, AirPlay, screen sharing).
+MAC_TCP = {22: "SSH", 88: "Kerberos", 445: "SMB", 548: "AFP", 3283: "Remote Desktop",
+           5000: "AirPlay", 5900: "Screen Sharing", 7000: "AirPlay"}
 #: Devices a DMZ port can never be: the WAN, the LAN bridge, loopback.
 NOT_DMZ_DEVICES = ("wan", "wan6", "br-lan", "br-wan", "lo", "loopback")
 
@@ -57,6 +63,17 @@ def network_rules(n: dict[str, Any]) -> list[str]:
                 errors.append(fmt(who, "vpn_endpoint", endpoint,
                                   f"inside the {zone} {n[zone]}: peers must reach the router "
                                   "from outside (its public address or DNS name)"))
+    port = n.get("vpn_port")
+    if port in ROUTER_UDP:
+        errors.append(fmt(who, "vpn_port", port, f"the router's {ROUTER_UDP[port]} service "
+                          "uses this UDP port"))
+    port = n.get("ollama_port")
+    if port in MAC_TCP:
+        errors.append(fmt(who, "ollama_port", port, f"macOS' {MAC_TCP[port]} uses this port, "
+                          "and the VPN would reach it"))
+    elif port is not None and port < 1024:
+        errors.append(fmt(who, "ollama_port", port, "below 1024: Ollama and HAProxy do not run "
+                          "as root and cannot listen there"))
     iface = n.get("vpn_interface")
     if iface in ROUTER_OWNED:
         errors.append(fmt(who, "vpn_interface", iface,
