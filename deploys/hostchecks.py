@@ -64,12 +64,16 @@ def _bridge_ports(config: Mapping[str, Any], device: str) -> list[str]:
 
 
 def router_problems(who: str, plan: Any, config: Mapping[str, Any],
-                    ssh_address: str | None = None) -> list[str]:
-    """Problems of the plan on this router (see the module docstring)."""
+                    ssh_address: str | None = None,
+                    kernel_devices: list[str] | None = None) -> list[str]:
+    """Problems of the plan on this router (see the module docstring). ``kernel_devices``
+    (e.g. ``/sys/class/net``), when the fact reads them, count as existing devices too; a VLAN
+    device ``<port>.<vid>`` exists when its port does (netifd creates it)."""
     problems = []
     dmz, iface = plan.dmz_device, plan.vpn_interface
-    devices = router_devices(config)
-    if dmz not in devices:
+    devices = router_devices(config) | set(kernel_devices or ())
+    base = dmz.rsplit(".", 1)[0] if "." in dmz and dmz.rsplit(".", 1)[1].isdigit() else dmz
+    if dmz not in devices and base not in devices:
         problems.append(f"{who}: dmz_device: {dmz!r} (no such device on the router; it has: "
                         f"{', '.join(sorted(devices)) or 'none'})")
     wan = _interface(config, "wan")

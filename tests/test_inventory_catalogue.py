@@ -188,6 +188,11 @@ CASES = [
     ("net", "vpn_endpoint", "10.10.10.1"), ("net", "vpn_endpoint", "192.168.100.5"),
     ("cli", "vpn_name", "Alice_Phone"), ("net", "vpn_port", 53), ("net", "ollama_port", 22),
     ("net", "ollama_port", 80), ("net", "ollama_port", 5000),
+    ("net", "vpn_subnet", "8.8.8.0/24"), ("net", "dmz_subnet", "169.254.0.0/16"),
+    ("net", "lan_subnet", "224.0.0.0/24"), ("net", "vpn_endpoint", "127.0.0.1"),
+    ("net", "vpn_endpoint", "0.0.0.0"), ("net", "vpn_endpoint", "router.local"),
+    ("net", "vpn_endpoint", "localhost"), ("srv", "dmz_mac", "ff:ff:ff:ff:ff:ff"),
+    ("srv", "dmz_mac", "00:00:00:00:00:00"), ("srv", "dns_servers", ["0.0.0.0"]),
 ]
 
 
@@ -451,6 +456,16 @@ EXPECTED = {
     'net-ollama_port-256': ["network: ollama_port: 22 (macOS' SSH uses this port, and the VPN would reach it)"],
     'net-ollama_port-257': ['network: ollama_port: 80 (below 1024: Ollama and HAProxy do not run as root and cannot listen there)'],
     'net-ollama_port-258': ["network: ollama_port: 5000 (macOS' AirPlay uses this port, and the VPN would reach it)"],
+    'net-vpn_subnet-259': ["network: vpn_subnet: '8.8.8.0/24' (not a private range (10/8, 172.16/12, 192.168/16, 100.64/10): peers would send that part of the internet into the tunnel)"],
+    'net-dmz_subnet-260': ["network: dmz_subnet: '169.254.0.0/16' (not a private range (10/8, 172.16/12, 192.168/16, 100.64/10): peers would send that part of the internet into the tunnel)"],
+    'net-lan_subnet-261': ["network: lan_subnet: '224.0.0.0/24' (not a private range (10/8, 172.16/12, 192.168/16, 100.64/10): peers would send that part of the internet into the tunnel)"],
+    'net-vpn_endpoint-262': ["network: vpn_endpoint: '127.0.0.1' (not an address peers can dial (loopback, unspecified, multicast, link-local or broadcast))"],
+    'net-vpn_endpoint-263': ["network: vpn_endpoint: '0.0.0.0' (not an address peers can dial (loopback, unspecified, multicast, link-local or broadcast))"],
+    'net-vpn_endpoint-264': ["network: vpn_endpoint: 'router.local' (a local name: peers dial it from the internet (your DDNS name or public address))"],
+    'net-vpn_endpoint-265': ["network: vpn_endpoint: 'localhost' (a local name: peers dial it from the internet (your DDNS name or public address))"],
+    'srv-dmz_mac-266': ["ai-server: dmz_mac: 'ff:ff:ff:ff:ff:ff' (a multicast/broadcast MAC cannot be a device's address)"],
+    'srv-dmz_mac-267': ["ai-server: dmz_mac: '00:00:00:00:00:00' (the all-zero MAC is not a device's address)"],
+    'srv-dns_servers-268': ["ai-server: dns_servers[0]: '0.0.0.0' (not a DNS server's address)"],
     'srv-ollama_stderr_log-251': ["ai-server: ollama_stderr_log: '/tmp/err.log\\n' (contains a control character ('\\n'); expected an absolute path)"],
 }
 

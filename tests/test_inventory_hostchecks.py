@@ -121,3 +121,10 @@ def test_lan_subnet_must_be_the_routers_lan_and_nothing_may_overlap_vpn_or_dmz()
                 vpn_subnet=ipaddress.ip_network("10.10.10.0/24"),
                 dmz_subnet=ipaddress.ip_network("192.168.100.0/24"))
     assert router_problems("router", good, CONFIG, "192.168.1.1") == []
+
+
+def test_vlan_and_kernel_devices_count_as_existing():
+    assert router_problems("router", plan(dmz_device="lan4.100"), CONFIG) == []
+    assert router_problems("router", plan(dmz_device="eth2"), CONFIG, None, ["eth2"]) == []
+    assert router_problems("router", plan(dmz_device="lan9.100"), CONFIG)[0].startswith(
+        "router: dmz_device: 'lan9.100' (no such device on the router")

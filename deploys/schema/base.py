@@ -132,7 +132,7 @@ def check(f: Field, value: Any, who: str, errors: list[str], name: str | None = 
 
     if f.alt is not None and not _matches_kind(f, value) and _matches_kind(f.alt, value):
         alt_value = check(f.alt, value, who, errors, name)
-        return None if len(errors) > before else _finish(f, alt_value, who, errors, name, before)
+        return None if len(errors) > before else _finish(f, alt_value, who, errors, name, value)
 
     k = f.kind
     if k == "any":
@@ -215,14 +215,14 @@ def check(f: Field, value: Any, who: str, errors: list[str], name: str | None = 
             out[key] = check(f.item, item, who, errors, shown)
     if len(errors) > before:
         return None
-    return _finish(f, out, who, errors, name, before)
+    return _finish(f, out, who, errors, name, value)
 
 
-def _finish(f: Field, out: Any, who: str, errors: list[str], name: str, before: int) -> Any:
+def _finish(f: Field, out: Any, who: str, errors: list[str], name: str, raw: Any) -> Any:
     if f.check is not None:
         why = f.check(out)
         if why:
-            errors.append(fmt(who, name, out if f.kind != "list" else out, why))
+            errors.append(fmt(who, name, raw, why))
             return None
     return f.convert(out) if f.convert else out
 

@@ -48,6 +48,16 @@ def endpoint_problem(value: str) -> str | None:
     return None
 
 
+def mac_problem(value: str) -> str | None:
+    """A static lease needs a unicast, non-zero MAC."""
+    octets = [int(o, 16) for o in value.split(":")]
+    if octets[0] & 1:
+        return "a multicast/broadcast MAC cannot be a device's address"
+    if not any(octets):
+        return "the all-zero MAC is not a device's address"
+    return None
+
+
 def _peer_name(value: str) -> str | None:
     if len(PEER_PREFIX + value) > 64:
         return "too long (at most 57 characters)"

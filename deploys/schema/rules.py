@@ -43,6 +43,14 @@ def network_rules(n: dict[str, Any]) -> list[str]:
     """Rules between network-wide fields; fills in the computed router addresses of ``n``."""
     errors: list[str] = []
     who = "network"
+    for key in ("vpn_subnet", "lan_subnet", "dmz_subnet"):
+        net = n.get(key)
+        if net is not None and (net.is_global or net.is_multicast or net.is_link_local
+                                or net.subnet_of(IPv4Network("0.0.0.0/8"))):
+            errors.append(fmt(who, key, str(net), "not a private range (10/8, 172.16/12, "
+                              "192.168/16, 100.64/10): peers would send that part of the "
+                              "internet into the tunnel"))
+            del n[key]
     subnets = [(k, n[k]) for k in ("vpn_subnet", "lan_subnet", "dmz_subnet") if k in n]
     for i, (name_a, a) in enumerate(subnets):
         for name_b, b in subnets[i + 1 :]:
@@ -57,6 +65,14 @@ def network_rules(n: dict[str, Any]) -> list[str]:
             n[key] = next(net.hosts())
     endpoint = n.get("vpn_endpoint")
     addr = _ip(endpoint)
+    if addr is not None and (addr.is_loopback or addr.is_unspecified or addr.is_multicast
+                             or addr.is_link_local or addr == IPv4Address("255.255.255.255")):
+        errors.append(fmt(who, "vpn_endpoint", endpoint, "not an address peers can dial "
+                          "(loopback, unspecified, multicast, link-local or broadcast)"))
+    elif isinstance(endpoint, str) and endpoint.lower().rstrip(".").split(".")[-1] in (
+            "localhost", "local", "localdomain", "invalid"):
+        errors.append(fmt(who, "vpn_endpoint", endpoint, "a local name: peers dial it from "
+                          "the internet (your DDNS name or public address)"))
     if addr is not None:
         for zone in ("vpn_subnet", "dmz_subnet"):
             if zone in n and addr in n[zone]:

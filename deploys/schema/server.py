@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from deploys.schema.base import REQUIRED, Field
-from deploys.schema.network import HOSTNAME, MAC
+from deploys.schema.network import HOSTNAME, MAC, mac_problem
 
 S = ("server",)
 MODEL_NAME = (
@@ -20,6 +22,13 @@ DEVICE = r"[a-z]+[0-9]+"
 ABS_PATH = r"/[^\x00-\x1f]*"
 HOME_PATH = r"(/|~/)[^\x00-\x1f]*"
 MODEL_HINT = "not an Ollama model name like 'qwen2.5-coder:32b'"
+
+
+def _dns_problem(addr: object) -> str | None:
+    a: Any = addr
+    if a.is_unspecified or a.is_multicast or str(a) == "255.255.255.255":
+        return "not a DNS server's address"
+    return None
 
 
 def _path(name: str, doc: str, default: str | None, home_ok: bool) -> Field:
@@ -55,7 +64,7 @@ SERVER: tuple[Field, ...] = (
     Field("dmz_address", "ipv4", "its static address in the DMZ (the firewall rule's target)",
           REQUIRED, S),
     Field("dmz_mac", "str", "MAC of its Ethernet port: a static DHCP lease", None, S,
-          pattern=MAC, hint="not a MAC address like 52:54:00:a1:00:10"),
+          pattern=MAC, hint="not a MAC address like 52:54:00:a1:00:10", check=mac_problem),
     Field("dmz_hostname", "str", "name of that lease", "ai-server", S, pattern=HOSTNAME,
           hint="not a host name"),
     Field("pin_ollama", "bool", "True: brew pin ollama; False: unpin; unset: leave", None,
@@ -118,7 +127,7 @@ SERVER: tuple[Field, ...] = (
     Field("network_device", "str", "... or by device", None, S, pattern=DEVICE,
           hint="expected a device name like 'en0'", default_doc="en0"),
     Field("dns_servers", "list", "DNS servers of that service", None, S, cli="csv",
-          item=Field("dns_servers", "ipv4", "a DNS server"),
+          item=Field("dns_servers", "ipv4", "a DNS server", check=_dns_problem),
           hint="expected a non-empty list of IPv4 addresses",
           check=lambda v: None if v else "expected a non-empty list of IPv4 addresses",
           default_doc="the router's DMZ address"),
