@@ -62,7 +62,17 @@ CASES = [
     ("port-for-server-only", {}, {"ollama_port": 8080}, {}, [], {},
      ["ai-server: ollama_port: 8080 (differs from the network's value 11434: a network-wide "
       "field has one value, set it once in group_data/all.py)"]),
-    ("duplicate-key", {}, {"dmz_address": "192.168.100.120"}, {}, [], {},
+    ("dict-for-list", {}, {"ollama_models": {"name": "q"}}, {}, [], {},
+     ["ai-server: ollama_models: {'name': 'q'} (expected a list of model names or dicts)"]),
+    ("model-newline", {}, {"ollama_models": ["qwen\n"]}, {}, [], {},
+     ["ai-server: ollama_models[0]: 'qwen\\n' (contains a control character ('\\n'); not an "
+      "Ollama model name like 'qwen2.5-coder:32b')"]),
+    ("typo-in-group-all", {}, {}, {}, [], {"all.py": "vpn_prot = 1\n"},
+     ["group_data/all.py: vpn_prot: 1 (unknown field; did you mean 'vpn_port'?)"]),
+    ("data-router-owned-name", {}, {}, {}, ["--data", "vpn_interface=lan"], {},
+     ["network: vpn_interface: 'lan' (belongs to the router: lan, wan, wan6, loopback and dmz "
+      "(the DMZ) cannot be the VPN interface)"]),
+    ("dhcp-pool-address", {}, {"dmz_address": "192.168.100.120"}, {}, [], {},
      ["ai-server: dmz_address: '192.168.100.120' (inside the DMZ DHCP pool .100+50: choose a "
       "static address outside it)"]),
 ]
