@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -138,7 +139,8 @@ def check(f: Field, value: Any, who: str, errors: list[str], name: str | None = 
     if k == "any":
         out = value
     elif k in ("int", "number"):
-        ok_type = is_int(value) or (k == "number" and isinstance(value, float))
+        ok_type = is_int(value) or (k == "number" and isinstance(value, float)
+                                    and math.isfinite(value))
         if not ok_type:
             bad(f.expected)
             return None

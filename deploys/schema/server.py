@@ -19,8 +19,8 @@ HAPROXY_TIME = r"[0-9]+(us|ms|s|m|h|d)?"
 PMSET_KEY = r"[a-z][a-zA-Z]*"
 SERVICE_NAME = r"[^\x00-\x1f*]{1,255}"
 DEVICE = r"[a-z]+[0-9]+"
-ABS_PATH = r"/[^\x00-\x1f]*"
-HOME_PATH = r"(/|~/)[^\x00-\x1f]*"
+ABS_PATH = r"/[^\x00-\x1f]{0,1023}"
+HOME_PATH = r"(/|~/)[^\x00-\x1f]{0,1022}"
 MODEL_HINT = "not an Ollama model name like 'qwen2.5-coder:32b'"
 
 
