@@ -2,15 +2,18 @@
 
 Every deploy reads the same :class:`Plan`. It is built in two steps:
 
-1. :func:`validate` checks the raw data (plain dicts, no I/O) and returns a :class:`Spec`, or
-   raises :class:`PlanError` listing *every* problem as ``<host or peer>: <field>: <value>
-   (<why>)``.
+1. :func:`validate` (:mod:`deploys.validate`, against the declared fields of
+   :mod:`deploys.schema`) checks the raw data (plain dicts, no I/O) and returns a
+   :class:`Spec` (:mod:`deploys.spec`), or raises :class:`PlanError` listing *every* problem
+   as ``<host or peer>: <field>: <value> (<why>)``.
 2. :func:`materialize` adds what lives in the key store: keys (created on first use) and VPN
    addresses for peers that do not declare one (assigned once, then stable across runs).
 
-:func:`plan_for_inventory` does both for a pyinfra inventory and caches the result;
-:func:`validate_before_connect` hooks it in front of pyinfra's connection phase, so bad input
-stops the run before a single host is contacted.
+:func:`plan_for_inventory` does both for a pyinfra inventory and caches the result (it also
+converts ``--data`` texts as their fields say and reports unknown fields per source: group
+data files, host data, ``--data``); :func:`validate_before_connect` hooks it in front of
+pyinfra's connection phase, so bad input stops the run (exit 2, one line per problem, never a
+traceback) before a single host is contacted.
 
 Example::
 
