@@ -60,6 +60,7 @@ from deploys.client_tools import (
     with_model_contexts,
 )
 from deploys.contexts import claude_context_problems
+from deploys.hostchecks import client_problems
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.versions import (
@@ -123,6 +124,11 @@ if not state or not state.get("home"):
 if state.get("system") != "Darwin":
     raise DeployError(f"{host.name}: this is {state.get('system')!r}, not macOS (Darwin); "
                       "the client role manages Macs")
+problems = client_problems(host.name, settings, state, needs_brew=(
+    (peer.private_key is not None and peer.enabled) or settings.aider))
+if problems:  # stop this host before any change
+    raise DeployError("inventory does not fit this Mac:\n" + "\n".join(
+        f"  - {p}" for p in problems))
 home = state["home"]
 private_dir = f"{home}/{CONFIG_DIR}"
 files = state["files"]

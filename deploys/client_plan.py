@@ -63,6 +63,7 @@ from typing import Any
 
 import jinja2
 
+from deploys.schema import client as _c
 from deploys.versions import CLAUDE_CODE_MIN_OLLAMA, parse_version
 
 #: Fields this module owns, with their defaults (``None``: not set).
@@ -79,18 +80,19 @@ CLIENT_DEFAULTS: dict[str, Any] = {
     "pin_ollama": None,
     "uninstall_aider": False,
     "homebrew_prefix": "/opt/homebrew",
+    "api_token": False,
+    "claude_min_context": 65536,
+    "key_on_mac": True,
 }
 
 #: wg-quick's interface-name rule (darwin.bash), and the names it treats as real devices.
-WG_NAME = re.compile(r"^[a-zA-Z0-9_=+.-]{1,15}$")
-UTUN = re.compile(r"^utun[0-9]+$")
+WG_NAME = re.compile(_c.WG_NAME, re.ASCII)
+UTUN = re.compile(r"utun[0-9]+", re.ASCII)
 #: Ollama model names: ``[namespace/]name[:tag]`` (a conservative subset of what Ollama
 #: accepts; safe inside double quotes, YAML and plists).
-MODEL_NAME = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*(:[A-Za-z0-9._-]+)?$"
-)
+MODEL_NAME = re.compile(_c.CLIENT_MODEL, re.ASCII)
 CLAUDE_ROLES = ("default", "opus", "sonnet", "haiku", "subagent")
-ABS_PATH = re.compile(r"^/[A-Za-z0-9._/+-]*$")
+ABS_PATH = re.compile(r"/[A-Za-z0-9._/+-]*", re.ASCII)
 DEFAULT_NUM_CTX = 32768
 
 
@@ -134,6 +136,9 @@ class ClientSettings:
     pin_ollama: bool | None
     uninstall_aider: bool
     homebrew_prefix: str
+    api_token: bool = False  # a bearer token for the API (the server's proxy = 'haproxy')
+    claude_min_context: int = 65536  # smallest context for Claude Code (0: no check)
+    key_on_mac: bool = True  # the Mac generates its own WireGuard key
 
     @property
     def aider_model(self) -> AiderModel | None:
@@ -192,18 +197,24 @@ def validate_client(
         return value
 
     name = _value(data, "wg_interface_name")
-    if not isinstance(name, str) or not WG_NAME.match(name):
+    if not isinstance(name, str) or not WG_NAME.fullmatch(name):
         error("wg_interface_name", name, "wg-quick interface names are 1-15 of [A-Za-z0-9_=+.-]")
-    elif UTUN.match(name):
+    elif UTUN.fullmatch(name):
         error("wg_interface_name", name, "utunN names are macOS devices, choose another name")
     tunnel_at_boot = boolean("tunnel_at_boot")
     aider = boolean("aider")
     claude_code = boolean("claude_code")
     uninstall_aider = boolean("uninstall_aider")
     pin_ollama = boolean("pin_ollama", allow_none=True)
+    api_token = boolean("api_token")
+    key_on_mac = boolean("key_on_mac")
+    min_context = _value(data, "claude_min_context")
+    if isinstance(min_context, bool) or not isinstance(min_context, int) \
+            or not 0 <= min_context <= 2**21:
+        error("claude_min_context", min_context, "expected a whole number from 0 to 2097152")
 
     prefix = _value(data, "homebrew_prefix")
-    if not isinstance(prefix, str) or not ABS_PATH.match(prefix) or prefix in ("/", "/usr"):
+    if not isinstance(prefix, str) or not ABS_PATH.fullmatch(prefix) or prefix in ("/", "/usr"):
         error("homebrew_prefix", prefix, "expected Homebrew's prefix, e.g. '/opt/homebrew'")
 
     num_ctx_default = default_num_ctx or DEFAULT_NUM_CTX
@@ -231,7 +242,7 @@ def validate_client(
             model, ctx = entry.get("name"), entry.get("num_ctx", num_ctx_default)
         else:
             model, ctx = entry, num_ctx_default
-        if not isinstance(model, str) or not MODEL_NAME.match(model):
+        if not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
             error(fld, model, "not an Ollama model name like 'qwen2.5-coder:32b'")
             continue
         if model.startswith(("ollama/", "ollama_chat/", "openai/")):
@@ -251,7 +262,7 @@ def validate_client(
     aider_version = data.get("aider_version")
     if aider_version is not None:
         if not isinstance(aider_version, str) or parse_version(aider_version) is None \
-                or not re.match(r"^[0-9][0-9A-Za-z.+-]*$", aider_version):
+                or not re.fullmatch(_c.VERSION, aider_version, re.ASCII):
             error("aider_version", aider_version, "expected a version like '0.86.1'")
             aider_version = None
 
@@ -270,7 +281,7 @@ def validate_client(
                 if key not in CLAUDE_ROLES:
                     error(f"claude_models.{key}", model,
                           f"unknown role (expected {', '.join(CLAUDE_ROLES)})")
-                elif not isinstance(model, str) or not MODEL_NAME.match(model):
+                elif not isinstance(model, str) or not MODEL_NAME.fullmatch(model):
                     error(f"claude_models.{key}", model,
                           "not an Ollama model name like 'qwen3-coder:30b'")
                 else:
@@ -311,6 +322,9 @@ def validate_client(
             pin_ollama=pin_ollama,
             uninstall_aider=bool(uninstall_aider),
             homebrew_prefix=prefix.rstrip("/"),
+            api_token=bool(api_token),
+            claude_min_context=min_context,
+            key_on_mac=bool(key_on_mac),
         ),
         [],
     )

@@ -15,6 +15,7 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
+from deploys.hostchecks import router_problems
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.router_config import (
@@ -33,6 +34,12 @@ if not state or not state.get("config"):
         f"{host.name}: no `uci` found: this does not look like an OpenWrt router "
         "(check ssh_hostname in the inventory)"
     )
+# (with foreign uncommitted changes the export shows them and uci.converge stops the run)
+problems = [] if state.get("pending") else router_problems(
+    host.name, plan, state["config"], host.data.get("ssh_hostname"))
+if problems:  # stop this host before any change
+    raise DeployError("inventory does not fit this router:\n" + "\n".join(
+        f"  - {p}" for p in problems))
 
 openwrt.packages(
     name="OpenWrt: WireGuard packages",

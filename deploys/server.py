@@ -33,6 +33,7 @@ from pyinfra.api.exceptions import DeployError
 
 from deploys.api_tokens import TokenStore, token_clients
 from deploys.contexts import declared_context_problems, model_contexts
+from deploys.hostchecks import server_problems
 from deploys.plan import current_plan
 from deploys.server_plan import (
     LABEL_HAPROXY,
@@ -68,6 +69,10 @@ fact_args["labels"] = (*SERVER_LABELS, LABEL_WARM)
 fact_args["files"] = [*fact_args["files"], *upkeep_files(upkeep)]
 state = host.get_fact(MacServerState, **fact_args)
 settings = settings.resolve_user(state.get("user"))  # ssh_user unset: the login user
+problems = server_problems(host.name, settings, state)
+if problems:  # stop this host before any change
+    raise DeployError("inventory does not fit this Mac:\n" + "\n".join(
+        f"  - {p}" for p in problems))
 target = network_target(settings, plan)
 
 

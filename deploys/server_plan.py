@@ -6,55 +6,8 @@
 validation calls it); ``deploys/server.py`` calls it again and refuses to run on errors.
 
 Every field is optional; unset Ollama settings mean *Ollama's* default (the variable is simply
-not written into the launchd plist). Fields, with their defaults:
-
-==========================  ===========================================  =======================
-field                       meaning                                      default
-==========================  ===========================================  =======================
-``ollama_service``          ``"agent"`` (LaunchAgent of the SSH user,    ``"agent"``
-                            ``~/Library/LaunchAgents``) or ``"daemon"``
-                            (LaunchDaemon, starts at boot without login)
-``ollama_user``             user Ollama runs as (daemon mode only;       ``ssh_user``
-                            an agent always runs as the SSH user)
-``ollama_bind``             ``"dmz"`` (the DMZ address) or ``"all"``     ``"dmz"``
-                            (``0.0.0.0``); ``proxy="haproxy"`` forces
-                            ``127.0.0.1``
-``ollama_origins``          ``OLLAMA_ORIGINS`` (list or comma string)    unset
-``ollama_keep_alive``       ``OLLAMA_KEEP_ALIVE`` (``"24h"``, ``-1``...) unset
-``ollama_context_length``   ``OLLAMA_CONTEXT_LENGTH``                    unset
-``ollama_num_parallel``     ``OLLAMA_NUM_PARALLEL``                      unset
-``ollama_max_loaded_models``  ``OLLAMA_MAX_LOADED_MODELS``               unset
-``ollama_flash_attention``  ``OLLAMA_FLASH_ATTENTION`` (True/False)      unset
-``ollama_kv_cache_type``    ``OLLAMA_KV_CACHE_TYPE`` (f16, q8_0, q4_0)   unset
-``ollama_models_dir``       ``OLLAMA_MODELS`` (absolute path)            unset
-``ollama_env``              other ``OLLAMA_*`` variables (dict)          ``{}``
-``ollama_stdout_log``       launchd ``StandardOutPath``                  ``/tmp/ollama.stdout.log``
-``ollama_stderr_log``       launchd ``StandardErrorPath``                ``/tmp/ollama.stderr.log``
-``ollama_models``           models to have: names, or dicts              ``[]``
-                            ``{"name", "warm", "memory_gb"}``
-``ollama_prune_models``     delete models that are not declared          ``False``
-``ollama_warm_keep_alive``  ``keep_alive`` of the warm-up request        ``-1`` (stay loaded)
-``ollama_warm_num_ctx``     ``num_ctx`` of the warm-up (the clients')    ``ollama_context_length``
-``ollama_pull_timeout``     seconds a pull may take (0 = no limit)       ``0``
-``ollama_upgrade``          ``brew upgrade`` Ollama when outdated        ``False``
-``ollama_memory_check``     declared models vs memory: fail, warn, off   ``"warn"``
-``competing_servers``       ``"stop"`` or ``"warn"`` about other Ollama  ``"stop"``
-                            servers (brew services, Ollama.app)
-``proxy``                   ``None`` or ``"haproxy"`` (endpoint          ``None``
-                            allowlist in front of a loopback Ollama)
-``haproxy_config``          HAProxy's config file                        ``~/.haproxy/haproxy.cfg``
-``haproxy_log``             HAProxy's launchd log                        ``/tmp/haproxy.log``
-``haproxy_timeout``         client/server inactivity timeout             ``"10m"``
-``static_ip``               set the DMZ address with ``networksetup``    ``True``
-``network_service``         network service to configure (by name)       unset
-``network_device``          ... or by device                             ``"en0"``
-``dns_servers``             DNS servers of that service                  the router's DMZ address
-``static_ip_over_ssh``      allow changing the address of the link the   ``False``
-                            SSH session uses (detached, then reconnect)
-``pmset``                   ``pmset`` settings (``{}`` = leave alone)    sleep 0, disksleep 0,
-                                                                         autorestart 1, womp 1
-``uninstall_revert_dhcp``   ``deploys/uninstall.py`` reverts to DHCP     ``False``
-==========================  ===========================================  =======================
+not written into the launchd plist). The fields, their types, ranges and defaults are declared
+in :mod:`deploys.schema.server` (README.md, "Every field, as the schema declares it").
 
 Example::
 
@@ -71,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -79,6 +31,8 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from deploys.contexts import server_context
+from deploys.schema import server as _s
+from deploys.schema.base import check as _schema_check
 
 #: Service modes: a LaunchAgent of the SSH user, or a LaunchDaemon with ``UserName``.
 SERVICE_MODES = ("agent", "daemon")
@@ -104,44 +58,7 @@ GPU_MEMORY_SHARE = 0.75
 
 #: Fields this role knows (besides the plan's). A typo in an ``ollama_*``/``haproxy_*`` field
 #: is reported instead of being silently ignored.
-KNOWN_FIELDS = frozenset(
-    {
-        "ollama_service",
-        "ollama_user",
-        "ollama_bind",
-        "ollama_origins",
-        "ollama_keep_alive",
-        "ollama_context_length",
-        "ollama_num_parallel",
-        "ollama_max_loaded_models",
-        "ollama_flash_attention",
-        "ollama_kv_cache_type",
-        "ollama_models_dir",
-        "ollama_env",
-        "ollama_stdout_log",
-        "ollama_stderr_log",
-        "ollama_models",
-        "ollama_prune_models",
-        "ollama_warm_keep_alive",
-        "ollama_warm_num_ctx",
-        "ollama_pull_timeout",
-        "ollama_upgrade",
-        "ollama_memory_check",
-        "ollama_port",
-        "competing_servers",
-        "proxy",
-        "haproxy_config",
-        "haproxy_log",
-        "haproxy_timeout",
-        "static_ip",
-        "network_service",
-        "network_device",
-        "dns_servers",
-        "static_ip_over_ssh",
-        "pmset",
-        "uninstall_revert_dhcp",
-    }
-)
+KNOWN_FIELDS = frozenset(f.name for f in _s.SERVER) | {"ollama_port"}
 _CHECKED_PREFIXES = ("ollama_", "haproxy_")
 
 #: OLLAMA_* variables set through their own fields (not through ``ollama_env``).
@@ -157,17 +74,14 @@ _OWN_VARIABLES = {
     "OLLAMA_MODELS": "ollama_models_dir",
 }
 
-MODEL_NAME = re.compile(
-    r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*(:[A-Za-z0-9][A-Za-z0-9._-]*)?$"
-)
-USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
-ENV_NAME = re.compile(r"^OLLAMA_[A-Z0-9_]+$")
-# Go durations (``24h``, ``1h30m``, ``90s``) or integer seconds; negative means forever.
-DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$|^-?\d+$")
-HAPROXY_TIME = re.compile(r"^\d+(us|ms|s|m|h|d)?$")
-PMSET_KEY = re.compile(r"^[a-z][a-zA-Z]*$")
-SERVICE_NAME = re.compile(r"^[^\n\r\x00*]{1,255}$")
-DEVICE = re.compile(r"^[a-z]+[0-9]+$")
+MODEL_NAME = re.compile(_s.MODEL_NAME, re.ASCII)
+USER_NAME = re.compile(_s.USER_NAME, re.ASCII)
+ENV_NAME = re.compile(_s.ENV_NAME, re.ASCII)
+DURATION = re.compile(_s.DURATION, re.ASCII)
+HAPROXY_TIME = re.compile(_s.HAPROXY_TIME, re.ASCII)
+PMSET_KEY = re.compile(_s.PMSET_KEY, re.ASCII)
+SERVICE_NAME = re.compile(_s.SERVICE_NAME, re.ASCII)
+DEVICE = re.compile(_s.DEVICE, re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -177,6 +91,15 @@ class ModelSpec:
     name: str
     warm: bool = False
     memory_gb: float | None = None  # declared memory need; estimated from the tag when None
+    context_length: int | None = None  # the context this model is used with (2048..1048576)
+
+
+@dataclass(frozen=True)
+class LogRotate:
+    """Rotation of the server's logs (``log_rotate``)."""
+
+    size_kb: int = 10240
+    count: int = 5
 
 
 @dataclass(frozen=True)
@@ -212,6 +135,8 @@ class ServerSettings:
     static_ip_over_ssh: bool
     pmset: dict[str, int] = field(default_factory=dict)
     uninstall_revert_dhcp: bool = False
+    log_rotate: LogRotate = field(default_factory=LogRotate)
+    warm_at_boot: bool = True
 
     @property
     def listen_address(self) -> str:
@@ -321,7 +246,7 @@ def _duration(value: object) -> str | int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and DURATION.match(value):
+    if isinstance(value, str) and DURATION.fullmatch(value):
         return value
     return None
 
@@ -350,7 +275,9 @@ def validate_server(
     # how pyinfra would log in to it does not matter then
     managed = data.get("configure_host", True) is not False
     ssh_user = data.get("ssh_user")  # None: pyinfra's default (the local user name)
-    if ssh_user is not None and (not isinstance(ssh_user, str) or not USER_NAME.match(ssh_user)):
+    if ssh_user is not None and (
+        not isinstance(ssh_user, str) or not USER_NAME.fullmatch(ssh_user)
+    ):
         c.error("ssh_user", ssh_user, "not a macOS account name")
         ssh_user = None
     elif ssh_user == "root" and managed:
@@ -385,7 +312,7 @@ def validate_server(
                 "required for ollama_service = 'daemon' when "
                 "ssh_user is not set: the account Ollama runs as",
             )
-    elif not isinstance(ollama_user, str) or not USER_NAME.match(ollama_user):
+    elif not isinstance(ollama_user, str) or not USER_NAME.fullmatch(ollama_user):
         c.error("ollama_user", ollama_user, "not a macOS account name")
         ollama_user = ssh_user
     elif ollama_user == "root":
@@ -470,7 +397,7 @@ def validate_server(
         c.error("ollama_env", extra, "expected a dict of OLLAMA_* variables")
     else:
         for key, value in extra.items():
-            if not isinstance(key, str) or not ENV_NAME.match(key):
+            if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
                 c.error(f"ollama_env[{key!r}]", value, "only OLLAMA_[A-Z0-9_]+ variables")
             elif key in _OWN_VARIABLES:
                 c.error(f"ollama_env[{key!r}]", value, f"set it with {_OWN_VARIABLES[key]}")
@@ -505,17 +432,19 @@ def validate_server(
     haproxy_config = c.path(data, "haproxy_config", DEFAULT_HAPROXY_CONFIG, home_ok=True)
     haproxy_log = c.path(data, "haproxy_log", DEFAULT_HAPROXY_LOG, home_ok=False)
     haproxy_timeout = data.get("haproxy_timeout", "10m")
-    if not isinstance(haproxy_timeout, str) or not HAPROXY_TIME.match(haproxy_timeout):
+    if not isinstance(haproxy_timeout, str) or not HAPROXY_TIME.fullmatch(haproxy_timeout):
         c.error("haproxy_timeout", haproxy_timeout, "expected an HAProxy time like '10m'")
         haproxy_timeout = "10m"
 
     static_ip = c.boolean(data, "static_ip", True)
     service = data.get("network_service")
-    if service is not None and (not isinstance(service, str) or not SERVICE_NAME.match(service)):
+    if service is not None and (
+        not isinstance(service, str) or not SERVICE_NAME.fullmatch(service)
+    ):
         c.error("network_service", service, "expected a network service name like 'Ethernet'")
         service = None
     device = data.get("network_device", None if service else "en0")
-    if device is not None and (not isinstance(device, str) or not DEVICE.match(device)):
+    if device is not None and (not isinstance(device, str) or not DEVICE.fullmatch(device)):
         c.error("network_device", device, "expected a device name like 'en0'")
         device = None
     dns = data.get("dns_servers")
@@ -544,7 +473,7 @@ def validate_server(
         c.error("pmset", pmset, "expected a dict like {'sleep': 0, 'autorestart': 1}")
     else:
         for key, value in pmset.items():
-            if not isinstance(key, str) or not PMSET_KEY.match(key):
+            if not isinstance(key, str) or not PMSET_KEY.fullmatch(key):
                 c.error(f"pmset[{key!r}]", value, "not a pmset setting name")
             elif (
                 isinstance(value, bool) or not isinstance(value, int) or not (0 <= value <= 100000)
@@ -553,6 +482,15 @@ def validate_server(
             else:
                 pmset_clean[key] = value
     revert = c.boolean(data, "uninstall_revert_dhcp", False)
+    warm_at_boot = c.boolean(data, "warm_at_boot", True)
+    rotate = LogRotate()
+    raw_rotate = data.get("log_rotate")
+    if raw_rotate is not None:
+        errors: list[str] = []
+        got = _schema_check(_s.SERVER_FIELDS["log_rotate"], raw_rotate, host_name, errors)
+        c.errors += errors
+        if got is not None:
+            rotate = LogRotate(**got)
 
     if c.errors:
         return None, c.errors
@@ -587,6 +525,8 @@ def validate_server(
             static_ip_over_ssh=over_ssh,
             pmset=pmset_clean,
             uninstall_revert_dhcp=revert,
+            log_rotate=rotate,
+            warm_at_boot=warm_at_boot,
         ),
         [],
     )
@@ -610,7 +550,7 @@ def _models(c: _Checker, raw: object) -> tuple[ModelSpec, ...]:
             c.error(f"{fld}.{key}", item[key],
                     "unknown model field (name, warm, memory_gb, context_length)")
         name = item.get("name")
-        if not isinstance(name, str) or not MODEL_NAME.match(name):
+        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
             c.error(fld, name, "not an Ollama model name like 'qwen2.5-coder:32b'")
             continue
         warm = item.get("warm", False)
@@ -623,395 +563,53 @@ def _models(c: _Checker, raw: object) -> tuple[ModelSpec, ...]:
         ):
             c.error(f"{fld}.memory_gb", memory, "expected a positive number of GB")
             memory = None
+        ctx = item.get("context_length")
+        if ctx is not None and (isinstance(ctx, bool) or not isinstance(ctx, int)
+                                or not 2048 <= ctx <= 1048576):
+            c.error(f"{fld}.context_length", ctx, "expected a whole number from 2048 to 1048576")
+            ctx = None
         full = normalize_model(name)
         if full in seen:
             c.error(fld, name, "declared twice")
             continue
         seen.add(full)
-        models.append(ModelSpec(full, warm, float(memory) if memory is not None else None))
+        models.append(
+            ModelSpec(full, warm, float(memory) if memory is not None else None, ctx)
+        )
     return tuple(models)
 
 
-# -- memory -----------------------------------------------------------------------------------
-
-_PARAMS = re.compile(r"(?<![0-9.])(\d+(?:\.\d+)?)([bm])(?![a-z0-9])", re.I)
-_BYTES_PER_PARAM = (
-    ("fp16", 2.0),
-    ("f16", 2.0),
-    ("bf16", 2.0),
-    ("q8", 1.07),
-    ("q6", 0.83),
-    ("q5", 0.7),
-    ("q3", 0.5),
-    ("q2", 0.4),
+# The run (memory preflight, network target, state fact arguments, server_run) lives in
+# deploys/server_run.py; its names stay importable from here.
+from deploys.server_run import (  # noqa: E402
+    LABEL_HAPROXY,
+    LABEL_OLLAMA,
+    NetworkTarget,
+    ServerRun,
+    estimate_model_gb,
+    managed_files,
+    memory_problems,
+    network_target,
+    server_run,
+    state_fact_args,
 )
 
-
-def estimate_model_gb(name: str) -> float | None:
-    """A rough memory need (GB) from the tag's parameter count (``qwen2.5-coder:32b`` -> ~22),
-    assuming the library's default 4-bit quantisation unless the tag names another; ``None``
-    when the tag gives no size. Only used when the model is not installed yet and declares no
-    ``memory_gb``."""
-    tag = name.rsplit(":", 1)[-1].lower() if ":" in name else ""
-    m = _PARAMS.search(tag)
-    if not m:
-        return None
-    billions = float(m.group(1)) / (1000 if m.group(2).lower() == "m" else 1)
-    per_param = next((b for key, b in _BYTES_PER_PARAM if key in tag), 0.6)
-    return round(billions * per_param * 1.1 + 0.5, 1)
-
-
-def memory_problems(
-    settings: ServerSettings, memory_bytes: int | None, installed: Mapping[str, int]
-) -> list[str]:
-    """Declared models that cannot fit in this Mac's GPU-usable memory.
-
-    ``installed`` maps installed model names to their size in bytes (``/api/tags``), which is
-    preferred over ``memory_gb`` and the estimate. Checks every model alone, and the warm
-    models together (they are meant to stay loaded at the same time).
-    """
-    if not memory_bytes or settings.memory_check == "off":
-        return []
-    usable = memory_bytes * GPU_MEMORY_SHARE / 1e9
-    total = memory_bytes / 2**30  # shown like Apple shows it: 64 GB = 64 GiB
-
-    def need(model: ModelSpec) -> float | None:
-        if model.memory_gb is not None:
-            return model.memory_gb
-        if model.name in installed:
-            return installed[model.name] / 1e9 * 1.1
-        return estimate_model_gb(model.name)
-
-    problems = []
-    for model in settings.models:
-        gb = need(model)
-        if gb is not None and gb > usable:
-            problems.append(
-                f"{settings.host}: ollama_models: {model.name!r} (needs about {gb:.0f} GB; this "
-                f"Mac has {total:.0f} GB, about {usable:.0f} GB usable by the GPU)"
-            )
-    warm = [(m, need(m)) for m in settings.warm_models]
-    warm_total = sum(gb for _, gb in warm if gb is not None)
-    if len(warm) > 1 and warm_total > usable:
-        names = [m.name for m, _ in warm]
-        problems.append(
-            f"{settings.host}: ollama_models: {names!r} (the warm models need about "
-            f"{math.ceil(warm_total)} GB together; about {usable:.0f} GB usable by the GPU)"
-        )
-    return problems
-
-
-# -- what a run must do, decided before anything changes -------------------------------------
-
-
-@dataclass(frozen=True)
-class NetworkTarget:
-    """The server's DMZ settings from the plan: address, netmask, router, DNS servers."""
-
-    address: str
-    netmask: str
-    router: str
-    dns: tuple[str, ...]
-
-
-def network_target(settings: ServerSettings, plan: Any) -> NetworkTarget:
-    """From the validated plan (``server_address``, ``dmz_subnet``, ``dmz_router_address``)."""
-    router = str(plan.dmz_router_address)
-    return NetworkTarget(
-        address=str(plan.server_address),
-        netmask=str(plan.dmz_subnet.netmask),
-        router=router,
-        dns=settings.dns_servers or (router,),
-    )
-
-
-LABEL_OLLAMA = "com.ollama"
-LABEL_HAPROXY = "com.haproxy"
-
-
-def managed_files(settings: ServerSettings) -> list[str]:
-    """Files the state fact hashes: both modes' plists of our jobs and of brew services'
-    Ollama, HAProxy's config, and the logs (``uninstall`` deletes those that exist)."""
-    files = []
-    for label in (LABEL_OLLAMA, LABEL_HAPROXY, "homebrew.mxcl.ollama"):
-        files += [f"~/Library/LaunchAgents/{label}.plist", f"/Library/LaunchDaemons/{label}.plist"]
-    files += [settings.haproxy_config, settings.stdout_log, settings.stderr_log]
-    files.append(settings.haproxy_log)
-    return list(dict.fromkeys(files))
-
-
-def state_fact_args(settings: ServerSettings, upgrade_check: bool | None = None) -> dict:
-    """Arguments of ``facts.macserver.MacServerState`` for this server."""
-    return {
-        "api": settings.api_address,
-        "port": settings.port,
-        "files": managed_files(settings),
-        "formulas": ["ollama", "haproxy"],
-        "network_service": settings.network_service or "",
-        "network_device": (settings.network_device or "") if not settings.network_service else "",
-        "proxy_api": settings.public_address if settings.proxy == "haproxy" else "",
-        "brew_info": settings.upgrade if upgrade_check is None else upgrade_check,
-        "run_user": settings.ollama_user if settings.service_mode == "daemon" else "",
-    }
-
-
-@dataclass
-class ServerRun:
-    """Everything ``deploys/server.py`` needs, computed from the settings and the state."""
-
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    formulas: list[str] = field(default_factory=list)
-    brew: dict[str, list[str]] = field(default_factory=dict)
-    competitors: list[dict[str, Any]] = field(default_factory=list)
-    ollama_plist: str = ""
-    haproxy_plist: str = ""
-    haproxy_config: str = ""
-    haproxy_config_path: str = ""
-    restart_ollama: bool = False
-    restart_haproxy: bool = False
-    ollama_changes: bool = False
-    haproxy_changes: bool = False
-    network_changes: bool = False
-    pmset_changes: bool = False
-    sudo_reasons: list[str] = field(default_factory=list)
-    refresh_models: bool = False
-
-    @property
-    def changes_service(self) -> bool:
-        return bool(
-            self.ollama_changes
-            or self.haproxy_changes
-            or self.brew.get("install")
-            or self.brew.get("upgrade")
-            or self.network_changes
-        )
-
-
-def server_run(
-    settings: ServerSettings,
-    target: NetworkTarget,
-    state: Mapping[str, Any],
-    sudo_password: bool = False,
-    api_tokens: tuple = (),
-) -> ServerRun:
-    """Decide the run: preflight errors and warnings (nothing may change when there are
-    errors), the rendered files, and which services will restart.
-
-    Example::
-
-        run = server_run(settings, network_target(settings, plan), state)
-        if run.errors: raise DeployError("\\n".join(run.errors))
-    """
-    from facts.macserver import find_competitors
-    from facts.ollama import parse_models, strip_brew_revision
-    from facts.versions import version_tuple
-    from operations import launchd, templates
-    from operations.macos import (
-        brew_actions,
-        expand_home,
-        network_changes,
-        pmset_changes,
-        resolve_service,
-        sha256_text,
-    )
-
-    run = ServerRun()
-    who = settings.host
-    err, warn = run.errors.append, run.warnings.append
-
-    if not state or not state.get("complete"):
-        err(f"{who}: state: {None!r} (could not read the Mac's state over SSH)")
-        return run
-    settings = settings.resolve_user(state.get("user"))
-    macos = state.get("macos") or {}
-    if macos.get("product_name") != "macOS" or not macos.get("version"):
-        err(f"{who}: macos: {macos.get('product_name')!r} (sw_vers found no macOS: not a Mac?)")
-        return run
-    if version_tuple(macos["version"]) < MIN_MACOS:
-        err(f"{who}: macos: {macos['version']!r} (Ollama needs macOS 14 Sonoma or newer)")
-    if not macos.get("apple_silicon"):
-        err(f"{who}: arch: {macos.get('arch')!r} (an Apple silicon Mac (arm64) is required)")
-    brew = state.get("brew") or {}
-    if not brew.get("prefix"):
-        err(
-            f"{who}: homebrew: {None!r} (not installed: install Homebrew (https://brew.sh) as "
-            f"{settings.ssh_user}, then run again)"
-        )
-    elif brew["prefix"] != "/opt/homebrew":
-        err(
-            f"{who}: homebrew: {brew['prefix']!r} (an Apple silicon Homebrew in /opt/homebrew "
-            "is required)"
-        )
-    if state.get("user") and state["user"] != settings.ssh_user:
-        warn(f"{who}: logged in as {state['user']!r}, not ssh_user {settings.ssh_user!r}")
-    home = state.get("home") or ""
-    run_home = home
-    if settings.service_mode == "daemon":
-        run_user = state.get("run_user")
-        if not run_user:
-            err(f"{who}: ollama_user: {settings.ollama_user!r} (no such user on the Mac)")
-        else:
-            run_home = run_user.get("home") or home
-
-    # memory for the declared models
-    models = parse_models((state.get("api") or {}).get("tags") or {}) or []
-    installed = {m["name"]: m.get("size") or 0 for m in models}
-    for problem in memory_problems(settings, macos.get("memory_bytes"), installed):
-        (err if settings.memory_check == "fail" else warn)(problem)
-
-    # Homebrew formulas
-    run.formulas = ["ollama"] + (["haproxy"] if settings.proxy == "haproxy" else [])
-    run.brew = brew_actions(run.formulas, brew, state.get("brew_info") or {}, settings.upgrade)
-
-    # competing servers
-    run.competitors = find_competitors(state, label=LABEL_OLLAMA, port=settings.port)
-    if settings.competing_servers == "warn":
-        for c in run.competitors:
-            warn(f"{who}: competing Ollama server: {c['detail']}")
-    elif any(
-        c.get("domain") == "system" or str(c.get("path") or "").startswith("/Library/")
-        for c in run.competitors
-        if c["kind"] in ("brew-service", "brew-plist")
-    ):
-        run.sudo_reasons.append("stop brew services' Ollama LaunchDaemon")
-
-    # power
-    if settings.pmset:
-        profiles = state.get("pmset") or {}
-        if not profiles:
-            warn(f"{who}: pmset: cannot read the power settings (pmset -g custom); skipped")
-        else:
-            _, changes, _ = pmset_changes(settings.pmset, profiles)
-            run.pmset_changes = bool(changes)
-            if changes:
-                run.sudo_reasons.append("pmset " + " ".join(f"{k} {v}" for k, v in changes.items()))
-        if settings.pmset.get("autorestart") and state.get("filevault"):
-            warn(
-                f"{who}: FileVault is on: after a power loss the Mac waits at the unlock screen "
-                "and nothing runs until someone unlocks it (planned reboots: sudo fdesetup "
-                "authrestart)"
-            )
-
-    # static IP
-    if settings.static_ip:
-        services = state.get("network_services") or []
-        chosen = resolve_service(services, settings.network_service, settings.network_device)
-        what = (
-            f"network_service: {settings.network_service!r}"
-            if settings.network_service
-            else f"network_device: {settings.network_device!r}"
-        )
-        known = ", ".join(f"{s['name']} ({s.get('device') or '-'})" for s in services)
-        info = state.get("network") or {}
-        if chosen is None or not state.get("network_service"):
-            err(f"{who}: {what} (no such network service on the Mac; it has: {known or 'none'})")
-        elif info.get("error"):
-            err(f"{who}: {what} ({info['error']})")
-        else:
-            if (chosen.get("hardware_port") or "").lower() in ("wi-fi", "airport"):
-                warn(f"{who}: {what} is Wi-Fi: a 24/7 server should be wired (Ethernet)")
-            todo = network_changes(
-                info,
-                state.get("dns"),
-                target.address,
-                target.netmask,
-                target.router,
-                list(target.dns),
-            )
-            run.network_changes = todo["manual"] or todo["dns"]
-            if run.network_changes:
-                run.sudo_reasons.append(f"networksetup on {state['network_service']}")
-            link = (state.get("ssh_connection") or {}).get("server")
-            if (
-                todo["manual"]
-                and link
-                and link == info.get("ip")
-                and link != target.address
-                and not settings.static_ip_over_ssh
-            ):
-                err(
-                    f"{who}: static_ip_over_ssh: False (this SSH session runs over "
-                    f"{state['network_service']} ({link}); giving it {target.address} would cut "
-                    "it: connect over another link, give the Mac that address by DHCP first, "
-                    "or set static_ip_over_ssh = True for a detached change with automatic "
-                    "rollback)"
-                )
-
-    # the Ollama service
-    mode = settings.service_mode
-    if mode == "agent":
-        if state.get("autologin_user") != settings.ssh_user:
-            warn(
-                f"{who}: Ollama runs as a LaunchAgent of {settings.ssh_user}: after a reboot it "
-                f"starts only once {settings.ssh_user} logs in (no auto-login"
-                + (", FileVault is on" if state.get("filevault") else "")
-                + "); set ollama_service = 'daemon' to serve without a login"
-            )
-    else:
-        run.sudo_reasons.append("manage LaunchDaemons")
-    run.ollama_plist = templates.ollama_plist(
-        settings.environment(),
-        mode=mode,
-        user_name=settings.ollama_user,
-        home=run_home or None,
-        stdout_path=settings.stdout_log,
-        stderr_path=settings.stderr_log,
-        label=LABEL_OLLAMA,
-    )
-    installed_version = strip_brew_revision(
-        (brew.get("formulas", {}).get("ollama") or {}).get("version")
-    )
-    api_version = ((state.get("api") or {}).get("version") or {}).get("json") or {}
-    running_version = api_version.get("version") if isinstance(api_version, dict) else None
-    upgraded = "ollama" in run.brew.get("install", []) + run.brew.get("upgrade", [])
-    stale = bool(running_version and installed_version and running_version != installed_version)
-    if stale:
-        warn(
-            f"{who}: Ollama {running_version} is running but {installed_version} is installed: "
-            "restarting it"
-        )
-    run.restart_ollama = upgraded or stale
-    if not run.errors:
-        cmds, _ = launchd.service_commands(
-            LABEL_OLLAMA, run.ollama_plist, mode, state, restart=run.restart_ollama
-        )
-        run.ollama_changes = bool(cmds)
-
-    # HAProxy
-    if settings.proxy == "haproxy" and home:
-        run.haproxy_config_path = expand_home(settings.haproxy_config, home)
-        run.haproxy_config = templates.haproxy_config(
-            bind=settings.public_address,
-            backend=settings.api_address,
-            timeout=settings.haproxy_timeout,
-            api_tokens=api_tokens,  # deploys/api_tokens.py
-        )
-        run.haproxy_plist = templates.haproxy_plist(
-            run.haproxy_config_path,
-            log_path=settings.haproxy_log,
-            mode=mode,
-            user_name=settings.ollama_user,
-            label=LABEL_HAPROXY,
-        )
-        config_changed = (state.get("files") or {}).get(run.haproxy_config_path) != sha256_text(
-            run.haproxy_config
-        )
-        run.restart_haproxy = config_changed or "haproxy" in run.brew.get("upgrade", [])
-        if not run.errors:
-            cmds, _ = launchd.service_commands(
-                LABEL_HAPROXY, run.haproxy_plist, mode, state, restart=run.restart_haproxy
-            )
-            run.haproxy_changes = bool(cmds) or config_changed
-
-    tags = ((state.get("api") or {}).get("tags") or {}).get("status")
-    run.refresh_models = run.ollama_changes or tags != 200
-
-    if run.sudo_reasons and not state.get("sudo_nopasswd") and not sudo_password:
-        err(
-            f"{who}: _sudo_password: {None!r} (sudo needs a password for: "
-            + "; ".join(run.sudo_reasons)
-            + ". Allow passwordless sudo for the SSH user, or pass --sudo-password / set "
-            "_sudo_password)"
-        )
-    return run
+__all__ = [
+    "DEFAULT_PMSET",
+    "KNOWN_FIELDS",
+    "LogRotate",
+    "ModelSpec",
+    "ServerSettings",
+    "normalize_model",
+    "validate_server",
+    "LABEL_HAPROXY",
+    "LABEL_OLLAMA",
+    "NetworkTarget",
+    "ServerRun",
+    "estimate_model_gb",
+    "managed_files",
+    "memory_problems",
+    "network_target",
+    "server_run",
+    "state_fact_args",
+]

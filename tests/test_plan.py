@@ -5,16 +5,15 @@ from __future__ import annotations
 import copy
 import ipaddress
 import os
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from deploys.keys import KeyStore, generate_private_key, public_key
 from deploys.plan import PlanError, default_peer_name, materialize, validate
+from tests.harness.connections import ConnectionCounter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,19 +123,19 @@ CATALOGUE = [
                                                    "dmz_mac": "52:54:00:zz:00:10"})),
      ["ai-server: dmz_mac: '52:54:00:zz:00:10' (not a MAC address like 52:54:00:a1:00:10)"]),
     ("peer-outside-vpn", parts(clients=[("alice-mac", {"vpn_address": "10.10.11.2"})]),
-     ["alice-mac: address: '10.10.11.2' (outside the vpn_subnet 10.10.10.0/24)"]),
+     ["alice-mac: vpn_address: '10.10.11.2' (outside the vpn_subnet 10.10.10.0/24)"]),
     ("peer-is-router", parts(clients=[("alice-mac", {"vpn_address": "10.10.10.1"})]),
-     ["alice-mac: address: '10.10.10.1' (is the router's VPN address)"]),
+     ["alice-mac: vpn_address: '10.10.10.1' (is the router's VPN address)"]),
     ("peer-bad-address", parts(clients=[("alice-mac", {"vpn_address": "10.10.10.x"})]),
      ["alice-mac: vpn_address: '10.10.10.x' (not an IPv4 address)"]),
     ("duplicate-names", parts(clients=[("alice-mac", {"vpn_name": "alice_phone"})]),
      ["peer alice_phone: name: 'alice_phone' (duplicate peer name (also alice-mac))"]),
     ("duplicate-addresses", parts(clients=[("a-mac", {"vpn_address": "10.10.10.5"}),
                                            ("b-mac", {"vpn_address": "10.10.10.5"})]),
-     ["b-mac: address: '10.10.10.5' (duplicate peer address (also a-mac))"]),
+     ["b-mac: vpn_address: '10.10.10.5' (duplicate peer address (also a-mac))"]),
     ("duplicate-keys", parts(clients=[("a-mac", {"vpn_public_key": DUP_KEY}),
                                       ("b-mac", {"vpn_public_key": DUP_KEY})]),
-     [f"b-mac: public_key: '{DUP_KEY}' (duplicate public key (also a-mac))"]),
+     [f"b-mac: vpn_public_key: '{DUP_KEY}' (duplicate public key (also a-mac))"]),
     ("bad-key", parts(clients=[("a-mac", {"vpn_public_key": "not-a-key"})]),
      ["a-mac: vpn_public_key: 'not-a-key' (not a WireGuard public key (44 chars base64))"]),
     ("invalid-uci-name", parts(clients=[("a-mac", {"vpn_name": "alice-laptop"})]),
@@ -145,7 +144,7 @@ CATALOGUE = [
      ["peer bob's phone: name: \"bob's phone\" (peer names must be UCI section names: "
       "[A-Za-z0-9_]+)"]),
     ("phone-unknown-field", with_network(vpn_peers=[{"name": "p1", "adress": "10.10.10.9"}]),
-     ["peer p1: adress: '10.10.10.9' (unknown peer field)"]),
+     ["peer p1: adress: '10.10.10.9' (unknown peer field; did you mean 'address'?)"]),
     ("phone-bad-kind", with_network(vpn_peers=[{"name": "p1", "kind": "toaster"}]),
      ["peer p1: kind: 'toaster' (expected one of macos, phone, tablet, linux, windows, other)"]),
     ("keepalive", with_network(vpn_peers=[{"name": "p1", "keepalive": -1}]),
@@ -225,31 +224,6 @@ def test_peer_bringing_its_own_key_has_no_private_key(tmp_path):
 # -- the same checks through the pyinfra CLI: exit status 2, no host contacted -------------
 
 
-class ConnectionCounter:
-    """A TCP listener that counts connection attempts (stands in for SSH servers)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.count = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.count += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 INVENTORY_TEMPLATE = """
 from deploys.plan import validate_before_connect
 validate_before_connect()
@@ -266,7 +240,7 @@ CLI_CASES = [
     ("server-outside-dmz", NETWORK, {"dmz_address": "10.0.0.5"}, {},
      "ai-server: dmz_address: '10.0.0.5' (outside the dmz_subnet 192.168.100.0/24)"),
     ("peer-is-router", NETWORK, SERVER[1], {"vpn_address": "10.10.10.1"},
-     "alice-mac: address: '10.10.10.1' (is the router's VPN address)"),
+     "alice-mac: vpn_address: '10.10.10.1' (is the router's VPN address)"),
 ]
 
 

@@ -238,8 +238,8 @@ BAD = [
     ),
     (
         {"ollama_models": [{"name": "llama3.2", "pin": True}]},
-        "ai-server: ollama_models[0].pin: True (unknown model field (name, warm, memory_gb, "
-        "context_length))",
+        "ai-server: ollama_models[0].pin: True "
+        "(unknown model field (name, warm, memory_gb, context_length))",
     ),
     (
         {"ollama_models": [{"name": "llama3.2", "memory_gb": 0}]},
