@@ -489,7 +489,7 @@ def validate_server(
         errors: list[str] = []
         got = _schema_check(_s.SERVER_FIELDS["log_rotate"], raw_rotate, host_name, errors)
         c.errors += errors
-        if got is not None:
+        if isinstance(got, Mapping):  # False: no rotation (deploys/server_upkeep.py)
             rotate = LogRotate(**got)
 
     if c.errors:

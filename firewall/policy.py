@@ -123,13 +123,21 @@ def peer_access(plan: Any, peer: Any) -> list[str]:
 
 
 def declares_access(plan: Any) -> bool:
-    """Whether any enabled peer declares ``access`` (then every peer gets per-peer rules)."""
-    return any(_field(p, "access", None) is not None for p in plan.enabled_peers)
+    """Whether any enabled peer's ``access`` differs from the default (the server's API port):
+    then every peer gets per-peer rules; otherwise the one ``vpn_ai`` rule serves them all."""
+    default = [f"server:{plan.ollama_port}"]
+    return any(list(_field(p, "access", default)) != default for p in plan.enabled_peers)
 
 
 def policy_tests(plan: Any) -> list[Mapping[str, Any]]:
-    """The network-wide ``policy_tests`` (empty by default)."""
-    return list(_field(plan, "policy_tests", []))
+    """The network-wide ``policy_tests`` (empty by default), each as a mapping with ``src``,
+    ``dst``, ``expect`` and ``proto`` (the plan holds them as ``PolicyTest`` objects)."""
+    out = []
+    for test in _field(plan, "policy_tests", []):
+        if not isinstance(test, Mapping):
+            test = {k: getattr(test, k, None) for k in ("src", "dst", "expect", "proto")}
+        out.append({k: v for k, v in test.items() if v is not None})
+    return out
 
 
 def acknowledged(plan: Any) -> tuple[str, ...]:

@@ -207,13 +207,15 @@ def test_client_audit_fact_splits_user_and_root_sides():
 
 def test_server_environment_keys_against_the_plan(plan):
     fact = server_fact("converged_agent_composed")
+    # the fixture's job predates "one context size per model" (OLLAMA_CONTEXT_LENGTH is now
+    # always planned): the audit names exactly that variable as missing
     same = audit_server_state("ai-server", server_settings(ollama_keep_alive="24h"), plan, fact)
     assert by_item(same, "service")["environment"] == (
-        "ok", "the job's OLLAMA_* variables are the plan's: OLLAMA_HOST, OLLAMA_KEEP_ALIVE")
+        "drift", "launchd runs it without OLLAMA_CONTEXT_LENGTH")
     more = audit_server_state("ai-server", server_settings(
         ollama_keep_alive="24h", ollama_context_length=8192), plan, fact)
     assert by_item(more, "service")["environment"] == (
         "drift", "launchd runs it without OLLAMA_CONTEXT_LENGTH")
     less = audit_server_state("ai-server", server_settings(), plan, fact)
     assert by_item(less, "service")["environment"] == (
-        "drift", "with unplanned OLLAMA_KEEP_ALIVE")
+        "drift", "launchd runs it without OLLAMA_CONTEXT_LENGTH; with unplanned OLLAMA_KEEP_ALIVE")

@@ -441,7 +441,7 @@ EXPECTED = {
     'srv-log_rotate-240': ['ai-server: log_rotate.size_kb: 10 (out of range 100-10000000)'],
     'srv-log_rotate-241': ['ai-server: log_rotate.count: 0 (out of range 1-100)'],
     'srv-log_rotate-242': ['ai-server: log_rotate.size: 1 (unknown field)'],
-    'srv-log_rotate-243': ["ai-server: log_rotate: 5 (expected a dict {'size_kb': 10240, 'count': 5})"],
+    'srv-log_rotate-243': ["ai-server: log_rotate: 5 (expected a dict {'size_kb': 10240, 'count': 5}, or False (no rotation))"],
     'srv-warm_at_boot-244': ["ai-server: warm_at_boot: 'yes' (expected True or False)"],
     'srv-ollama_port-245': ["ai-server: ollama_port: 8080 (differs from the network's value 11434: a network-wide field has one value, set it once in group_data/all.py)"],
     'srv-vpn_port-246': ["ai-server: vpn_port: '51820' (expected a whole number from 1 to 65535)"],

@@ -54,7 +54,7 @@ class Field:
     item: Field | None = None  # list items / map values
     fields: tuple[Field, ...] = ()  # record keys
     key_pattern: str | None = None  # map keys
-    cli: str = "text"  # how a --data string converts: text | int | bool | json | csv
+    cli: str = "text"  # how a --data string converts: text | int | number | bool | json | csv
     free_text: bool = False  # surrounding whitespace allowed (still no control characters)
     check: Callable[[Any], str | None] | None = None  # extra rule on a well-typed value
     convert: Callable[[Any], Any] | None = None  # value -> what the deploys use
@@ -282,6 +282,7 @@ def _ipv4net(value: str, bad: Callable[[str], None], f: Field) -> IPv4Network | 
 # -- --data values ----------------------------------------------------------------------------
 
 _ASCII_INT = re.compile(r"-?[0-9]+", re.ASCII)
+_ASCII_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 class CliError(ValueError):
@@ -300,6 +301,10 @@ def from_cli(f: Field, text: str) -> Any:
         if not _ASCII_INT.fullmatch(text):
             raise CliError(f.expected)
         return int(text)
+    if mode == "number":
+        if not _ASCII_NUMBER.fullmatch(text):
+            raise CliError(f.expected)
+        return float(text)
     if mode == "bool":
         low = text.lower()
         if low in ("true", "false"):

@@ -24,7 +24,8 @@ PEER_PREFIX = "wgpeer_"
 #: Interfaces of a stock OpenWrt router, and the DMZ interface this tool creates.
 ROUTER_OWNED = ("lan", "wan", "wan6", "loopback", "dmz")
 #: ``access`` destinations: a name (``server``, ``dmz``) or an address, and an optional port.
-ACCESS = r"(server|dmz|[0-9]{1,3}(\.[0-9]{1,3}){3})(:[0-9]{1,5})?"
+ACCESS = (r"(server|dmz|[0-9]{1,3}(\.[0-9]{1,3}){3})(:[0-9]{1,5}(-[0-9]{1,5})?)?"
+          r"(/(tcp|udp|icmp|esp|gre|all))?")
 POLICY_END = r"[A-Za-z0-9_.:/-]{1,64}"
 
 
@@ -65,9 +66,12 @@ def _peer_name(value: str) -> str | None:
 
 
 def _access(value: str) -> str | None:
-    target, _, port = value.partition(":")
-    if port and not 1 <= int(port) <= 65535:
+    target, _, port = value.split("/", 1)[0].partition(":")
+    lo, _, hi = port.partition("-")
+    if port and not all(1 <= int(p) <= 65535 for p in (lo, hi or lo)):
         return "port out of range 1-65535"
+    if hi and int(hi) < int(lo):
+        return "port range upside down"
     if target[0].isdigit():
         try:
             ipaddress.IPv4Address(target)

@@ -213,7 +213,7 @@ def access_rules(peers: Iterable[Any], n: dict[str, Any]) -> list[str]:
     for p in peers:
         who, name = (p.host, "vpn_access") if p.host else (f"peer {p.name}", "access")
         for entry in p.access:
-            target = entry.split(":", 1)[0]
+            target = entry.split("/", 1)[0].split(":", 1)[0]
             if target[:1].isdigit() and dmz is not None:
                 addr = ip_address(target)
                 if addr not in dmz or addr in (dmz.network_address, dmz.broadcast_address):

@@ -144,10 +144,15 @@ SERVER: tuple[Field, ...] = (
           fields=(Field("size_kb", "int", "rotate above this size (KB)", 10240, lo=100,
                         hi=10**7),
                   Field("count", "int", "rotated files kept", 5, lo=1, hi=100)),
-          hint="expected a dict {'size_kb': 10240, 'count': 5}",
+          hint="expected a dict {'size_kb': 10240, 'count': 5}, or False (no rotation)",
+          alt=Field("log_rotate", "bool", "False: no rotation (the newsyslog file is removed)",
+                    check=lambda v: None if v is False else "True is the default: omit it"),
           default_doc="{'size_kb': 10240, 'count': 5}"),
     Field("warm_at_boot", "bool", "load the warm models when the Mac boots", True, S,
           cli="bool"),
+    Field("warm_poll_seconds", "number", "how often the warm job asks Ollama what is loaded",
+          10, S, lo=0.1, hi=3600, cli="number"),
+    _path("warm_log", "the warm job's log", "/tmp/ollama.warm.log", False),
 )
 
 SERVER_FIELDS = {f.name: f for f in SERVER}
