@@ -193,6 +193,8 @@ CASES = [
     ("net", "vpn_endpoint", "0.0.0.0"), ("net", "vpn_endpoint", "router.local"),
     ("net", "vpn_endpoint", "localhost"), ("srv", "dmz_mac", "ff:ff:ff:ff:ff:ff"),
     ("srv", "dmz_mac", "00:00:00:00:00:00"), ("srv", "dns_servers", ["0.0.0.0"]),
+    ("srv", "warm_poll_seconds", 0), ("srv", "warm_poll_seconds", True),
+    ("srv", "warm_log", "warm.log"), ("srv", "log_rotate", True),
 ]
 
 
@@ -467,6 +469,10 @@ EXPECTED = {
     'srv-dmz_mac-267': ["ai-server: dmz_mac: '00:00:00:00:00:00' (the all-zero MAC is not a device's address)"],
     'srv-dns_servers-268': ["ai-server: dns_servers[0]: '0.0.0.0' (not a DNS server's address)"],
     'srv-ollama_stderr_log-251': ["ai-server: ollama_stderr_log: '/tmp/err.log\\n' (contains a control character ('\\n'); expected an absolute path)"],
+    'srv-warm_poll_seconds-269': ['ai-server: warm_poll_seconds: 0 (out of range 0.1-3600)'],
+    'srv-warm_poll_seconds-270': ['ai-server: warm_poll_seconds: True (expected number)'],
+    'srv-warm_log-271': ["ai-server: warm_log: 'warm.log' (expected an absolute path)"],
+    'srv-log_rotate-272': ['ai-server: log_rotate: True (True is the default: omit it)'],
 }
 
 COMBINATIONS = [
