@@ -21,6 +21,7 @@ from typing import Any
 
 from deploys import schema
 from deploys.client_plan import server_num_ctx, validate_client
+from deploys.contexts import claude_context_problems
 from deploys.schema import rules
 from deploys.schema.network import PEER_RECORD
 from deploys.server_plan import validate_server
@@ -151,10 +152,17 @@ def validate(
                 expires=c.get("vpn_expires"),
                 key_on_mac=c.get("key_on_mac", True) and not c.get("vpn_public_key"),
             ))
-        _, client_errors = validate_client(
+        client_settings, client_errors = validate_client(
             host_name, raw, server_num_ctx(server_raw if server else None)
         )
         errors += _new(errors, client_errors)
+        cm = client_settings.claude_models if client_settings is not None else None
+        if cm is not None and client_settings.claude_code:
+            # Claude Code's models need the context it needs (deploys/contexts.py), checked
+            # here so that the run stops before any host is contacted
+            errors += _new(errors, claude_context_problems(
+                host_name, raw, [cm.default, cm.opus, cm.sonnet, cm.haiku, cm.subagent],
+                server_raw if server else None))
         errors += rules.client_rules(host_name, c, server_raw)
     raw_peers = network.get("vpn_peers")
     if raw_peers is None:

@@ -493,6 +493,12 @@ COMBINATIONS = [
     ("server-and-client", [("srv", "proxy", "nginx"), ("cli", "aider", "yes")],
      ["ai-server: proxy: 'nginx' (expected None or 'haproxy')",
       "alice-mac: aider: 'yes' (expected True or False)"]),
+    ("claude-model-with-a-small-context",
+     [("srv", "ollama_context_length", 8192), ("cli", "claude_code", True),
+      ("cli", "claude_models", "qwen2.5-coder:32b")],
+     ["alice-mac: claude_models: 'qwen2.5-coder:32b' (Claude Code would get a context of 8192 "
+      "tokens, below claude_min_context 65536: set the server's ollama_context_length to 65536 "
+      "or more, or claude_min_context = 0)"]),
 ]
 
 
