@@ -195,6 +195,8 @@ CASES = [
     ("srv", "dmz_mac", "00:00:00:00:00:00"), ("srv", "dns_servers", ["0.0.0.0"]),
     ("srv", "warm_poll_seconds", 0), ("srv", "warm_poll_seconds", True),
     ("srv", "warm_log", "warm.log"), ("srv", "log_rotate", True),
+    ("net", "forget_peer_files", ["phone\n"]), ("net", "audit_json", "out\x00.json"),
+    ("net", "audit_stale_after", 0), ("net", "verify_json", ""), ("net", "verify_junit", 7),
 ]
 
 
@@ -473,6 +475,11 @@ EXPECTED = {
     'srv-warm_poll_seconds-270': ['ai-server: warm_poll_seconds: True (expected number)'],
     'srv-warm_log-271': ["ai-server: warm_log: 'warm.log' (expected an absolute path)"],
     'srv-log_rotate-272': ['ai-server: log_rotate: True (True is the default: omit it)'],
+    'net-forget_peer_files-273': ["network: forget_peer_files[0]: 'phone\\n' (contains a control character ('\\n'); peer names must be UCI section names: [A-Za-z0-9_]+)"],
+    'net-audit_json-274': ["network: audit_json: 'out\\x00.json' (contains a NUL character; expected 1 or a file path)"],
+    'net-audit_stale_after-275': ['network: audit_stale_after: 0 (out of range 1-604800)'],
+    'net-verify_json-276': ["network: verify_json: '' (expected a file path)"],
+    'net-verify_junit-277': ['network: verify_junit: 7 (expected a file path)'],
 }
 
 COMBINATIONS = [

@@ -193,6 +193,25 @@ NETWORK: tuple[Field, ...] = (
           item=Field("firewall_acknowledge", "str", "a uci section name", pattern=UCI_NAME,
                      hint="expected a uci section name: [A-Za-z0-9_]+"),
           hint="expected a list of uci section names"),
+    # -- options of one run (usually given as --data) --
+    Field("forget_peer_files", "list", "phones whose config and QR code the controller deletes "
+          "once imported (run option)", [], cli="csv",
+          item=Field("forget_peer_files", "str", "a peer name", pattern=UCI_NAME,
+                     hint="peer names must be UCI section names: [A-Za-z0-9_]+"),
+          hint="expected a list of peer names",
+          alt=Field("forget_peer_files", "str", "comma-separated peer names",
+                    pattern=rf"{UCI_NAME}(,{UCI_NAME})*",
+                    hint="expected peer names, comma-separated: [A-Za-z0-9_]+",
+                    convert=lambda v: v.split(","))),
+    Field("audit_json", "str", "deploys/audit.py: '1' prints JSON on stdout, a path writes it "
+          "there (run option)", None, pattern=r"[^\x00-\x1f]{1,1024}",
+          hint="expected 1 or a file path"),
+    Field("audit_stale_after", "int", "deploys/audit.py: seconds without a handshake before a "
+          "peer is 'not connected' (run option)", 180, lo=1, hi=7 * 86400, cli="int"),
+    Field("verify_json", "str", "deploys/verify.py: write the results as JSON to this file "
+          "(run option)", None, pattern=r"[^\x00-\x1f]{1,1024}", hint="expected a file path"),
+    Field("verify_junit", "str", "deploys/verify.py: write JUnit XML to this file (run option)",
+          None, pattern=r"[^\x00-\x1f]{1,1024}", hint="expected a file path"),
 )
 
 #: Per-host fields that are not role settings: which hosts are managed.
