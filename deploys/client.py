@@ -47,6 +47,7 @@ from deploys.client_plan import (
     undeclared_models,
     validate_client,
 )
+from deploys.keys import KeyStore
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.versions import (
@@ -62,7 +63,7 @@ from facts.client import (
     ClientState,
     TunnelState,
 )
-from operations import client, client_brew
+from operations import client, client_brew, keystore
 
 plan = current_plan()
 
@@ -170,6 +171,10 @@ client.private_directory(
 )
 
 if manage_tunnel:
+    # a new key is kept on the controller (pending) before it is uploaded; the router's run
+    # records it (deploys/router.py)
+    keystore.stage(name="Key store: keep new keys before upload",
+                   store=KeyStore(plan.secrets_dir), changes=plan.key_changes)
     tunnel_state = host.get_fact(
         TunnelState,
         interface=settings.wg_interface_name,

@@ -34,13 +34,8 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from deploys.client_plan import server_num_ctx, validate_client
-from deploys.keys import (
-    KeyStore,
-    generate_preshared_key,
-    generate_private_key,
-    is_valid_key,
-    public_key,
-)
+from deploys.keys import KeyChanges, KeyStore, KeyStoreError, is_valid_key, public_key
+from deploys.keys import resolve as resolve_keys
 from deploys.server_plan import validate_server
 from operations.secret import Secret
 
@@ -164,6 +159,7 @@ class Plan:
     router_private_key: Secret
     router_public_key: str
     peers: tuple[Peer, ...] = field(default_factory=tuple)
+    key_changes: KeyChanges = field(default_factory=KeyChanges)  # recorded after a good run
 
     def __getattr__(self, name: str) -> Any:  # plan.vpn_subnet etc. read through to the spec
         return getattr(self.spec, name)
@@ -564,90 +560,48 @@ def _peer(c: _Checker, who: str, raw: Mapping[str, Any], host: str | None, prefi
 # -- keys and addresses ---------------------------------------------------------------------
 
 
-def materialize(spec: Spec, store: KeyStore, dry: bool | None = None) -> Plan:
-    """Add keys (created on first use) and stable automatic addresses to a validated spec.
+def materialize(spec: Spec, store: KeyStore, dry: bool | None = None,
+                own_key: Iterable[str] = ()) -> Plan:
+    """Add keys and stable automatic addresses to a validated spec; reads the store only.
 
-    Automatic addresses are recorded in the key store the first time, and reused afterwards;
-    a peer keeps its address when other peers are added or removed. Addresses of peers no
-    longer in the inventory are released.
-
-    Key lifecycle: peers named in ``rotate_peers`` get new keys (the old ones are archived);
-    keys of peers that are no longer in the inventory are archived, never deleted. With
-    ``dry`` (default: pyinfra's ``--dry``) nothing is archived, and rotated keys are new keys
-    kept in memory only, so the preview shows the change without making it.
+    Keys that do not exist yet (and keys of peers in ``rotate_peers``) are made in memory;
+    ``plan.key_changes`` says what a successful run records (``deploys.keys``: staged before
+    upload, committed after the router's apply). ``dry`` is accepted for old callers and
+    ignored: building a plan never writes. ``own_key``: peers that make their own private key.
     """
-    if dry is None:
-        dry = "--dry" in sys.argv
-    names = {p.name for p in spec.peers}
-    fresh: dict[str, Secret] = {}
-    for name in spec.rotate_peers:
-        if dry:
-            fresh[name] = generate_private_key()
-        else:
-            store.archive_peer(name, reason="rotated")
-    if not dry:
-        for name in store.peer_names():
-            if name not in names:
-                store.archive_peer(name, reason="removed")
-    router_private = store.router_private_key()
-    router_public = public_key(router_private)
-    errors = []
-    for p in spec.peers:
-        if p.public_key == router_public:
-            errors.append(
-                f"{p.host or 'peer ' + p.name}: public_key: {p.public_key!r} "
-                "(is the router's own public key)"
-            )
+    try:
+        keys = resolve_keys(store, spec.peers, spec.vpn_subnet, taken=[spec.vpn_router_address],
+                            rotate=spec.rotate_peers, own_key=own_key)
+    except KeyStoreError as exc:
+        raise PlanError(exc.errors) from None
+    router_public = public_key(keys.router_private_key)
+    errors = [f"{p.host or 'peer ' + p.name}: public_key: {p.public_key!r} "
+              "(is the router's own public key)" for p in spec.peers
+              if p.public_key == router_public]
     if errors:
         raise PlanError(errors)
-
-    recorded = store.assigned_addresses()
-    explicit = {p.address for p in spec.peers if p.address is not None}
-    assigned: dict[str, str] = {}
-    taken = set(explicit) | {spec.vpn_router_address}
-    for p in spec.peers:  # keep earlier automatic assignments that are still free
-        if p.address is None and p.name in recorded:
-            addr = ipaddress.ip_address(recorded[p.name])
-            if addr in spec.vpn_subnet and addr not in taken:
-                assigned[p.name] = str(addr)
-                taken.add(addr)
-    free = (a for a in spec.vpn_subnet.hosts() if a not in taken)
-    for p in spec.peers:
-        if p.address is None and p.name not in assigned:
-            addr = next(free, None)
-            if addr is None:
-                raise PlanError(
-                    [
-                        f"{p.host or 'peer ' + p.name}: address: None "
-                        f"(no free address left in vpn_subnet {spec.vpn_subnet})"
-                    ]
-                )
-            assigned[p.name] = str(addr)
-            taken.add(addr)
-    store.record_addresses({k: v for k, v in assigned.items() if k in names})
-
     peers = []
     for p in spec.peers:
-        private = None if p.public_key else fresh.get(p.name) or store.peer_private_key(p.name)
-        psk = generate_preshared_key() if p.name in fresh else store.peer_preshared_key(p.name)
+        private = keys.private_keys[p.name]
         peers.append(
             Peer(
                 name=p.name,
                 kind=p.kind,
-                address=p.address or ipaddress.ip_address(assigned[p.name]),
+                address=p.address or ipaddress.ip_address(keys.addresses[p.name]),
                 keepalive=p.keepalive,
                 enabled=p.enabled,
                 host=p.host,
-                public_key=p.public_key or public_key(private),
-                preshared_key=psk,
+                public_key=p.public_key or (public_key(private) if private else ""),
+                preshared_key=keys.preshared_keys[p.name],
                 private_key=private,
             )
         )
     return Plan(
         spec=spec,
-        router_private_key=router_private,
+        router_private_key=keys.router_private_key,
         router_public_key=router_public,
         peers=tuple(peers),
+        key_changes=keys.changes,
     )
 
 

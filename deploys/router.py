@@ -15,11 +15,12 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
+from deploys.keys import KeyStore
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.router_config import PACKAGES, current_defaults_forward, desired_router_config
 from facts.openwrt import OpenWrtState
-from operations import openwrt, peer_files, uci
+from operations import keystore, openwrt, peer_files, uci
 
 plan = current_plan()
 state = host.get_fact(OpenWrtState)
@@ -34,6 +35,11 @@ openwrt.packages(
     packages=PACKAGES,
     state=state,
 )
+
+# New keys are kept on the controller (pending) before they leave it; recorded after the apply.
+keys = KeyStore(plan.secrets_dir)
+keystore.stage(name="Key store: keep new keys before upload", store=keys,
+               changes=plan.key_changes)
 
 uci.converge(
     name="OpenWrt: WireGuard, DMZ, firewall (uci)",
@@ -51,3 +57,6 @@ peer_files.write(
     },
     directory=plan.peer_output_dir,
 )
+
+# Only now, after the router took the new state: rotated/removed peers' keys are archived.
+keystore.commit(name="Key store: record this run's keys", store=keys, changes=plan.key_changes)

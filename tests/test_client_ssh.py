@@ -453,7 +453,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert len(reads) == 2, reads
     assert reads[1].startswith("sudo -H -n sh -c") and "launchctl print" in reads[1]
     assert "[alice-mac] Success" not in second.stderr
-    assert second.stderr.count("[alice-mac] No changes") == 10  # every operation
+    assert second.stderr.count("[alice-mac] No changes") == 11  # every operation
 
     # -- a reboot: launchd loads the LaunchDaemon, which brings the tunnel up again
     boot = mac.run("rm -f /run/wireguard/*; launchctl standin-boot")

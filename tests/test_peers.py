@@ -81,7 +81,7 @@ def test_png_qr_code_decodes_to_exactly_the_config(store):
     plan = make_plan(store)
     text = peer_config(plan, plan.peer("alice_phone")).reveal()
     png = peer_files.qr_png(text)
-    path = Path(store.root) / "qr.png"
+    path = Path(store.root).parent / "qr.png"
     path.write_bytes(png)
     decoded = subprocess.run(["zbarimg", "--raw", "-q", str(path)], capture_output=True,
                              check=True).stdout.decode()
@@ -123,8 +123,16 @@ def test_peer_files_written_once_with_private_modes(tmp_path, store):
     assert configs["alice_phone"].reveal() not in repr(configs)
 
 
-def test_rotation_archives_old_keys_and_dry_run_changes_nothing(store):
-    plan = make_plan(store)
+def run(store: KeyStore, **network):
+    """A plan and a successful run: what the deploy's key store operations record."""
+    plan = make_plan(store, **network)
+    store.stage(plan.key_changes)
+    store.commit(plan.key_changes)
+    return plan
+
+
+def test_rotation_archives_old_keys_only_after_a_successful_run(store):
+    plan = run(store)
     old = plan.peer("alice_phone")
     dry = make_plan(store, dry=True, rotate_peers=["alice_phone"])
     assert dry.peer("alice_phone").public_key != old.public_key
@@ -132,27 +140,62 @@ def test_rotation_archives_old_keys_and_dry_run_changes_nothing(store):
     assert make_plan(store).peer("alice_phone").public_key == old.public_key
 
     rotated = make_plan(store, rotate_peers="alice_phone")
-    new = rotated.peer("alice_phone")
+    assert not (store.base / "archive").exists()  # planned, not yet applied
+    store.stage(rotated.key_changes)  # the run uploads the new key: kept first
+    assert not (store.base / "archive").exists()
+    # a run that failed after staging: the next run continues with the same new keys
+    again = make_plan(store)
+    assert again.peer("alice_phone").public_key == rotated.peer("alice_phone").public_key
+    store.commit(again.key_changes)
+    new = again.peer("alice_phone")
     assert new.public_key != old.public_key and new.preshared_key != old.preshared_key
     assert new.address == old.address
     archived = list((store.base / "archive").iterdir())
     assert len(archived) == 1 and archived[0].name.endswith("-alice_phone-rotated")
     assert (archived[0] / "alice_phone.key").read_text().strip() == old.private_key.reveal()
-    # the next run without the flag keeps the new keys
-    assert make_plan(store).peer("alice_phone").public_key == new.public_key
+    assert stat.S_IMODE(archived[0].stat().st_mode) == 0o700
+    assert stat.S_IMODE((store.base / "archive").stat().st_mode) == 0o700
+    assert not store.pending.exists()
+    # the next run without the flag keeps the new keys and has nothing to record
+    later = make_plan(store)
+    assert later.peer("alice_phone").public_key == new.public_key and not later.key_changes
     # other peers untouched
-    assert rotated.peer("alice_mac").public_key == plan.peer("alice_mac").public_key
+    assert again.peer("alice_mac").public_key == plan.peer("alice_mac").public_key
 
 
 def test_removed_peer_secrets_are_archived_not_deleted(store):
-    plan = make_plan(store)
+    plan = run(store)
     bob = plan.peer("bob_tablet")
-    make_plan(store, dry=True, vpn_peers=[{"name": "alice_phone"}])
-    assert store.has_peer("bob_tablet")  # a dry run archives nothing
     make_plan(store, vpn_peers=[{"name": "alice_phone"}])
+    assert store.has_peer("bob_tablet")  # building the plan archives nothing
+    run(store, vpn_peers=[{"name": "alice_phone"}])
     assert not store.has_peer("bob_tablet")
     archived = [p for p in (store.base / "archive").iterdir() if "bob_tablet" in p.name]
     assert (archived[0] / "bob_tablet.key").read_text().strip() == bob.private_key.reveal()
+
+
+def test_a_rotation_asked_again_archives_the_staged_key_never_drops_it(store):
+    run(store)
+    first = make_plan(store, rotate_peers="alice_phone")
+    store.stage(first.key_changes)
+    second = make_plan(store, rotate_peers="alice_phone")  # asked again before any success
+    assert second.peer("alice_phone").public_key != first.peer("alice_phone").public_key
+    store.stage(second.key_changes)
+    kept = [p for p in (store.base / "archive").iterdir() if p.name.endswith("-superseded")]
+    assert len(kept) == 1
+    assert (kept[0] / "alice_phone.key").read_text().strip() == \
+        first.peer("alice_phone").private_key.reveal()
+
+
+def test_building_plans_never_writes(tmp_path):
+    store = KeyStore(tmp_path / "secrets")
+    make_plan(store, rotate_peers=["alice_phone"])
+    assert not (tmp_path / "secrets").exists()
+    run(store)
+    snapshot = {p: p.read_bytes() for p in (tmp_path / "secrets").rglob("*") if p.is_file()}
+    make_plan(store, rotate_peers=["alice_phone"], vpn_peers=[{"name": "alice_phone"}])
+    after = {p: p.read_bytes() for p in (tmp_path / "secrets").rglob("*") if p.is_file()}
+    assert after == snapshot
 
 
 def test_unknown_rotation_target_is_an_input_error(store):
