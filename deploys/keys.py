@@ -419,6 +419,7 @@ def resolve(
     taken: Iterable = (),
     rotate: Iterable[str] = (),
     own_key: Iterable[str] = (),
+    output_dir: str | None = None,
 ) -> ResolvedKeys:
     """The run's keys and automatic addresses, read from ``store``; never writes.
 
@@ -426,12 +427,15 @@ def resolve(
     (``None`` unless the device brings its own key). ``taken``: addresses not to hand out (the
     router's). ``rotate``: peers that get new keys in this run (a rotation left pending by a
     failed run is continued, not started again). ``own_key``: peers whose private key is made
-    where it is used (a Mac with ``key_on_mac``): no private key here.
+    where it is used (a Mac with ``key_on_mac``): no private key here. ``output_dir``: the
+    folder for phone configs (``peer_output_dir``), checked like the store.
     Raises :class:`KeyStoreError` for an unsafe or corrupt store.
     """
     import ipaddress
 
     errors = store.problems()
+    if output_dir:
+        errors += private_dir_problems(output_dir, "peer_output_dir")
     if errors:
         raise KeyStoreError(errors)
     peers = list(peers)

@@ -571,7 +571,8 @@ def materialize(spec: Spec, store: KeyStore, dry: bool | None = None,
     """
     try:
         keys = resolve_keys(store, spec.peers, spec.vpn_subnet, taken=[spec.vpn_router_address],
-                            rotate=spec.rotate_peers, own_key=own_key)
+                            rotate=spec.rotate_peers, own_key=own_key,
+                            output_dir=spec.peer_output_dir)
     except KeyStoreError as exc:
         raise PlanError(exc.errors) from None
     router_public = public_key(keys.router_private_key)

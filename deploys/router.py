@@ -21,6 +21,7 @@ from deploys.plan import current_plan
 from deploys.router_config import PACKAGES, current_defaults_forward, desired_router_config
 from facts.openwrt import OpenWrtState
 from operations import keystore, openwrt, peer_files, uci
+from operations.peer_files import forget_list
 
 plan = current_plan()
 state = host.get_fact(OpenWrtState)
@@ -48,14 +49,18 @@ uci.converge(
 )
 
 # Devices without SSH (phones, tablets): their configs and QR codes, on the controller.
+# `--data forget_peer_files=alice_phone` deletes the controller's copy once it is imported.
+phone_configs = {
+    p.name: peer_config(plan, p)
+    for p in plan.enabled_peers
+    if p.host is None and p.private_key is not None
+}
+forget = forget_list(host.data.get("forget_peer_files"), phone_configs)
 peer_files.write(
     name="Peers without SSH: WireGuard configs and QR codes",
-    configs={
-        p.name: peer_config(plan, p)
-        for p in plan.enabled_peers
-        if p.host is None and p.private_key is not None
-    },
+    configs=phone_configs,
     directory=plan.peer_output_dir,
+    forget=forget,
 )
 
 # Only now, after the router took the new state: rotated/removed peers' keys are archived.

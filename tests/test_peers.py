@@ -97,9 +97,6 @@ def test_peer_files_written_once_with_private_modes(tmp_path, store):
     plan = make_plan(store)
     configs = {"alice_phone": peer_config(plan, plan.peer("alice_phone"))}
     out = tmp_path / "out" / "peers"
-    (out.parent).mkdir()
-    (out).mkdir(mode=0o755)
-    (out / "old_peer.conf").write_text("stale")
 
     def run():
         state = FakeState()
@@ -109,11 +106,12 @@ def test_peer_files_written_once_with_private_modes(tmp_path, store):
         return host, commands
 
     host, commands = run()
-    assert len(commands) == 1
+    assert len(commands) == 1 and not out.exists()  # nothing written before execution
     command = commands[0]
     command.function(*command.args, **command.kwargs)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["alice_phone.conf", "alice_phone.png", "alice_phone.qr.txt"]
+    assert names == [peer_files.MANIFEST, "alice_phone.conf", "alice_phone.png",
+                     "alice_phone.qr.txt"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
     assert (out / "alice_phone.conf").read_text() == configs["alice_phone"].reveal()
