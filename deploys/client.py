@@ -154,7 +154,8 @@ manage_tunnel = peer.private_key is not None
 if not manage_tunnel:
     logger.info(f"    [{host.name}] peer {peer.name} brings its own key (vpn_public_key): its "
                 "tunnel config is yours to manage")
-if manage_tunnel and peer.enabled:
+active = peer.enabled and not peer.expired  # an expired peer's tunnel goes like a disabled one
+if manage_tunnel and active:
     client_brew.formulae(
         name="Homebrew: wireguard-tools, bash (wg-quick needs bash >= 4)",
         formulae=["wireguard-tools", "bash"],
@@ -184,10 +185,11 @@ if manage_tunnel:
         _sudo=True,
     )
     client.wireguard_tunnel(
-        name=(f"WireGuard tunnel {settings.wg_interface_name}" if peer.enabled
-              else f"WireGuard tunnel {settings.wg_interface_name}: removed (peer disabled)"),
+        name=(f"WireGuard tunnel {settings.wg_interface_name}" if active
+              else f"WireGuard tunnel {settings.wg_interface_name}: removed (peer "
+              f"{'expired' if peer.enabled else 'disabled'})"),
         interface=settings.wg_interface_name,
-        config=peer_config(plan, peer) if peer.enabled else None,
+        config=peer_config(plan, peer) if active else None,
         config_path=settings.wireguard_config,
         staging_dir=private_dir,
         state=tunnel_state,
@@ -196,7 +198,7 @@ if manage_tunnel:
         daemon_plist_path=settings.daemon_plist,
         daemon_plist=render_daemon_plist(settings) if settings.tunnel_at_boot else None,
         prefix=prefix,
-        present=peer.enabled,
+        present=active,
     )
 
 # -- the env contract and the shell profiles ------------------------------------------------

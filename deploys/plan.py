@@ -30,10 +30,12 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from deploys.client_plan import server_num_ctx, validate_client
+from deploys.expiry import is_expired, parse_expires
 from deploys.keys import KeyChanges, KeyStore, KeyStoreError, is_valid_key, public_key
 from deploys.keys import resolve as resolve_keys
 from deploys.server_plan import validate_server
@@ -96,6 +98,7 @@ class PeerSpec:
     enabled: bool
     host: str | None  # inventory host name for SSH-managed clients
     public_key: str | None  # set when the device brings its own key pair
+    expires: date | None = None  # the last day it is a peer (deploys/expiry.py)
 
     @property
     def section(self) -> str:
@@ -145,6 +148,11 @@ class Peer:
     public_key: str
     preshared_key: Secret
     private_key: Secret | None  # None when the device brings its own key
+    expires: date | None = None  # the last day it is a peer (deploys/expiry.py)
+
+    @property
+    def expired(self) -> bool:
+        return is_expired(self.expires)
 
     @property
     def section(self) -> str:
@@ -166,7 +174,7 @@ class Plan:
 
     @property
     def enabled_peers(self) -> tuple[Peer, ...]:
-        return tuple(p for p in self.peers if p.enabled)
+        return tuple(p for p in self.peers if p.enabled and not p.expired)
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:
@@ -410,6 +418,7 @@ def validate(
             "keepalive": data.get("vpn_keepalive", keepalive_default),
             "enabled": data.get("vpn_enabled", True),
             "public_key": data.get("vpn_public_key"),
+            "expires": data.get("vpn_expires"),
         }
         peer = _peer(c, host_name, raw_peer, host_name, "vpn_")
         if peer:
@@ -425,7 +434,8 @@ def validate(
             c.error(net, f"vpn_peers[{i}]", raw_peer, "expected a dict with at least 'name'")
             continue
         unknown_keys = sorted(
-            set(raw_peer) - {"name", "kind", "address", "keepalive", "enabled", "public_key"}
+            set(raw_peer) - {"name", "kind", "address", "keepalive", "enabled", "public_key",
+                             "expires"}
         )
         who = f"peer {raw_peer.get('name', f'vpn_peers[{i}]')}"
         for key in unknown_keys:
@@ -541,6 +551,9 @@ def _peer(c: _Checker, who: str, raw: Mapping[str, Any], host: str | None, prefi
     if keepalive is not None:
         keepalive = c.integer(who, f"{prefix}keepalive", keepalive, 0, 65535)
     enabled = c.boolean(who, f"{prefix}enabled", raw.get("enabled", True))
+    expires, why = parse_expires(raw.get("expires"))
+    if why:
+        c.error(who, f"{prefix}expires", raw.get("expires"), why)
     public = raw.get("public_key")
     if public is not None and not is_valid_key(public):
         c.error(who, f"{prefix}public_key", public, "not a WireGuard public key (44 chars base64)")
@@ -554,6 +567,7 @@ def _peer(c: _Checker, who: str, raw: Mapping[str, Any], host: str | None, prefi
         enabled=bool(enabled),
         host=host,
         public_key=public,
+        expires=expires,
     )
 
 
@@ -595,6 +609,7 @@ def materialize(spec: Spec, store: KeyStore, dry: bool | None = None,
                 public_key=p.public_key or (public_key(private) if private else ""),
                 preshared_key=keys.preshared_keys[p.name],
                 private_key=private,
+                expires=p.expires,
             )
         )
     return Plan(

@@ -12,9 +12,10 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
     pyinfra inventories/home.py deploys/all.py --limit router
 """
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.expiry import describe as describe_peer
 from deploys.keys import KeyStore
 from deploys.peers import peer_config
 from deploys.plan import current_plan
@@ -30,6 +31,12 @@ if not state or not state.get("config"):
         f"{host.name}: no `uci` found: this does not look like an OpenWrt router "
         "(check ssh_hostname in the inventory)"
     )
+
+# Peers that are off (disabled or past their `expires` date) or that will expire: said every run.
+for p in plan.peers:
+    if not p.enabled or p.expires is not None:
+        line = describe_peer(p.name, p.expires, p.enabled)
+        (logger.warning if p.expired else logger.info)(f"    [{host.name}] {line}")
 
 openwrt.packages(
     name="OpenWrt: WireGuard packages",

@@ -156,3 +156,28 @@ def test_a_rotation_interrupted_after_staging_is_finished_with_the_same_keys(tmp
     archived = list((secrets / "wireguard" / "archive").iterdir())
     assert [p.name.endswith("-alice_phone-rotated") for p in archived] == [True]
     assert (archived[0] / "alice_phone.psk").read_text() == old
+
+
+def test_an_expired_peer_is_removed_by_the_next_run_which_says_so(tmp_path, router):
+    import datetime
+
+    today = datetime.date.today()
+    soon = str(today + datetime.timedelta(days=3))
+    inventory = write_inventory(tmp_path, router, [{"name": "alice_phone"},
+                                                   {"name": "guest", "expires": soon}])
+    first = deploy(inventory, "-y")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"peer guest: enabled, expires {soon} (in 3 days)" in first.stdout + first.stderr
+    assert "wgpeer_guest" in router.read_config("network")
+
+    past = str(today - datetime.timedelta(days=1))
+    write_inventory(tmp_path, router, [{"name": "alice_phone"},
+                                       {"name": "guest", "expires": past}])
+    second = deploy(inventory, "-y")
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out
+    assert f"peer guest: expired on {past}: not a peer of the router any more" in out
+    assert "wgpeer_guest" not in router.read_config("network")
+    assert "wgpeer_alice_phone" in router.read_config("network")
+    assert (tmp_path / "secrets" / "wireguard" / "peers" / "guest.psk").exists()
+    assert not (tmp_path / "peers-out" / "guest.conf").exists()

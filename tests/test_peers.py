@@ -318,3 +318,45 @@ def test_generated_configs_bring_up_a_real_tunnel(store, namespaces):
     ping = namespaces.sh(namespaces.client, f"ping -c 2 -W 1 {plan.vpn_router_address}",
                          check=False)
     assert ping.returncode != 0
+
+
+# -- peers that expire -----------------------------------------------------------------------
+
+def test_expired_peers_leave_the_router_and_keep_their_keys(store):
+    import datetime
+
+    from deploys.expiry import describe
+    from deploys.router_config import desired_router_config
+
+    today = datetime.date.today()
+    yesterday, tomorrow = today - datetime.timedelta(days=1), today + datetime.timedelta(days=1)
+    plan = run(store, vpn_peers=[{"name": "alice_phone", "expires": today.isoformat()},
+                                 {"name": "bob_tablet", "expires": str(yesterday)},
+                                 {"name": "guest", "expires": str(tomorrow)}])
+    assert [p.name for p in plan.enabled_peers] == ["alice_mac", "alice_phone", "guest"]
+    assert plan.peer("bob_tablet").expired and not plan.peer("alice_phone").expired
+    sections = {s["name"] for s in desired_router_config(plan)["sections"]}
+    assert "wgpeer_guest" in sections and "wgpeer_bob_tablet" not in sections
+    assert store.has_peer("bob_tablet")  # keys kept: a new date brings it back unchanged
+    assert "expired on" in describe("bob_tablet", yesterday, True)
+    assert "expires" in describe("guest", tomorrow, True) and "in 1 days" in \
+        describe("guest", tomorrow, True)
+    later = run(store, vpn_peers=[{"name": "alice_phone"}, {"name": "guest"},
+                                  {"name": "bob_tablet", "expires": str(tomorrow)}])
+    assert later.peer("bob_tablet").public_key == plan.peer("bob_tablet").public_key
+    assert "bob_tablet" in [p.name for p in later.enabled_peers]
+
+
+def test_bad_expiry_dates_are_input_errors(store):
+    from deploys.plan import PlanError
+
+    with pytest.raises(PlanError) as info:
+        make_plan(store, vpn_peers=[{"name": "guest", "expires": "31.12.2026"}])
+    assert info.value.errors == ["peer guest: expires: '31.12.2026' (expected a date YYYY-MM-DD)"]
+    spec_error = None
+    try:
+        validate(network=NETWORK, router=("router", {}), server=SERVER,
+                 clients=[("alice-mac", {"vpn_name": "alice_mac", "vpn_expires": 2026})])
+    except PlanError as exc:
+        spec_error = exc.errors
+    assert spec_error == ["alice-mac: vpn_expires: 2026 (expected a date YYYY-MM-DD)"]
