@@ -47,7 +47,9 @@ from deploys.client_plan import (
     undeclared_models,
     validate_client,
 )
-from deploys.keys import KeyStore
+from deploys.keys import KeyChanges, KeyStore
+from deploys.mac_keys import MADE, key_path, with_mac_keys
+from deploys.mac_keys import tunnel_state as read_tunnel_state
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.versions import (
@@ -61,11 +63,11 @@ from facts.client import (
     CONFIG_DIR,
     PIPX_PACKAGE,
     ClientState,
-    TunnelState,
 )
 from operations import client, client_brew, keystore
+from operations.secret import Secret
 
-plan = current_plan()
+plan = with_mac_keys(current_plan())
 
 
 def _server_data():
@@ -150,7 +152,7 @@ for path in state["legacy"]:
 
 # -- WireGuard ------------------------------------------------------------------------------
 
-manage_tunnel = peer.private_key is not None
+manage_tunnel = peer.private_key is not None or peer.own_key
 if not manage_tunnel:
     logger.info(f"    [{host.name}] peer {peer.name} brings its own key (vpn_public_key): its "
                 "tunnel config is yours to manage")
@@ -176,14 +178,13 @@ if manage_tunnel:
     # records it (deploys/router.py)
     keystore.stage(name="Key store: keep new keys before upload",
                    store=KeyStore(plan.secrets_dir), changes=plan.key_changes)
-    tunnel_state = host.get_fact(
-        TunnelState,
-        interface=settings.wg_interface_name,
-        config=settings.wireguard_config,
-        label=settings.daemon_label,
-        plist=settings.daemon_plist,
-        _sudo=True,
-    )
+    tunnel_state = read_tunnel_state(host, settings)  # shared with the router's deploy
+
+    def _learned(public: str, name: str = peer.name) -> None:
+        """A key the Mac made during this run: kept (pending) for the router's next run."""
+        KeyStore(plan.secrets_dir).stage(KeyChanges(new={f"peers/{name}.pub": Secret(public)}))
+        logger.warning(f"    [{host.name}] the Mac made its WireGuard key in this run: run the "
+                       "deploy again to add its public key to the router")
     client.wireguard_tunnel(
         name=(f"WireGuard tunnel {settings.wg_interface_name}" if active
               else f"WireGuard tunnel {settings.wg_interface_name}: removed (peer "
@@ -199,6 +200,9 @@ if manage_tunnel:
         daemon_plist=render_daemon_plist(settings) if settings.tunnel_at_boot else None,
         prefix=prefix,
         present=active,
+        key_path=key_path(settings) if peer.own_key else None,
+        key_changed=peer.name in MADE,
+        on_public_key=_learned if peer.own_key and not peer.public_key and active else None,
     )
 
 # -- the env contract and the shell profiles ------------------------------------------------

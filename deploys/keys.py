@@ -10,6 +10,7 @@ Layout (directories mode 700, files mode 600)::
     secrets/wireguard/router.key            router private key
     secrets/wireguard/peers/<peer>.key      a peer's private key (phones; Macs with key_on_mac off)
     secrets/wireguard/peers/<peer>.psk      the preshared key of the router <-> peer pair
+    secrets/wireguard/peers/<peer>.pub      a Mac's public key (its private key stays on it)
     secrets/wireguard/addresses.json        VPN addresses assigned automatically, by peer name
     secrets/wireguard/pending/...           keys made for a run that has not succeeded yet
     secrets/wireguard/archive/<stamp>-<peer>-<why>/   keys of rotated or removed peers, kept
@@ -332,8 +333,8 @@ class KeyStore:
     def archive_peer(self, name: str, reason: str = "removed") -> Path | None:
         """Move a peer's keys (stored and pending) to ``archive/<stamp>-<name>-<reason>/``."""
         return self._archive(name, reason, [
-            self._peer_path(name, "key"), self._peer_path(name, "psk"),
-            self.pending / "peers" / f"{name}.key", self.pending / "peers" / f"{name}.psk"])
+            folder / f"{name}.{suffix}" for folder in (self.base / "peers", self.pending / "peers")
+            for suffix in ("key", "psk", "pub")])
 
     # -- the run's transaction ---------------------------------------------------------------
     def staged(self, changes: KeyChanges) -> bool:
@@ -408,6 +409,7 @@ class ResolvedKeys:
     router_private_key: Secret
     private_keys: dict[str, Secret | None]  # None: the device or the Mac holds its own key
     preshared_keys: dict[str, Secret]
+    public_keys: dict[str, str]  # last known public keys of peers that make their own key
     addresses: dict[str, str]  # automatic assignments, by peer name
     changes: KeyChanges
 
@@ -456,10 +458,19 @@ def resolve(
     router = key("router.key", generate_private_key, False)
     private: dict[str, Secret | None] = {}
     psk: dict[str, Secret] = {}
+    public: dict[str, str] = {}
     for p in peers:
         fresh = p.name in rotate
         if p.public_key or p.name in own_key:
             private[p.name] = None
+            if not p.public_key:
+                rel = f"peers/{p.name}.pub"
+                known = store._load(store.pending / rel)
+                if known is not None:
+                    changes.new[rel] = known
+                known = known or store.stored(rel)
+                if known is not None:
+                    public[p.name] = known.reveal()
             if store.stored(f"peers/{p.name}.key") is not None \
                     or store._load(store.pending / f"peers/{p.name}.key") is not None:
                 changes.dropped_private.append(p.name)
@@ -490,4 +501,4 @@ def resolve(
     if assigned != recorded:
         changes.addresses = dict(assigned)
     return ResolvedKeys(router_private_key=router, private_keys=private, preshared_keys=psk,
-                        addresses=assigned, changes=changes)
+                        public_keys=public, addresses=assigned, changes=changes)

@@ -99,6 +99,7 @@ class PeerSpec:
     host: str | None  # inventory host name for SSH-managed clients
     public_key: str | None  # set when the device brings its own key pair
     expires: date | None = None  # the last day it is a peer (deploys/expiry.py)
+    own_key: bool = False  # the Mac makes its private key (key_on_mac, deploys/mac_keys.py)
 
     @property
     def section(self) -> str:
@@ -149,6 +150,7 @@ class Peer:
     preshared_key: Secret
     private_key: Secret | None  # None when the device brings its own key
     expires: date | None = None  # the last day it is a peer (deploys/expiry.py)
+    own_key: bool = False  # the private key is made and kept on the Mac (public_key: "" = unknown)
 
     @property
     def expired(self) -> bool:
@@ -174,7 +176,7 @@ class Plan:
 
     @property
     def enabled_peers(self) -> tuple[Peer, ...]:
-        return tuple(p for p in self.peers if p.enabled and not p.expired)
+        return tuple(p for p in self.peers if p.enabled and not p.expired and p.public_key)
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:
@@ -419,6 +421,7 @@ def validate(
             "enabled": data.get("vpn_enabled", True),
             "public_key": data.get("vpn_public_key"),
             "expires": data.get("vpn_expires"),
+            "own_key": data.get("key_on_mac", True),
         }
         peer = _peer(c, host_name, raw_peer, host_name, "vpn_")
         if peer:
@@ -551,6 +554,7 @@ def _peer(c: _Checker, who: str, raw: Mapping[str, Any], host: str | None, prefi
     if keepalive is not None:
         keepalive = c.integer(who, f"{prefix}keepalive", keepalive, 0, 65535)
     enabled = c.boolean(who, f"{prefix}enabled", raw.get("enabled", True))
+    own_key = c.boolean(who, "key_on_mac", raw.get("own_key", False))
     expires, why = parse_expires(raw.get("expires"))
     if why:
         c.error(who, f"{prefix}expires", raw.get("expires"), why)
@@ -568,6 +572,7 @@ def _peer(c: _Checker, who: str, raw: Mapping[str, Any], host: str | None, prefi
         host=host,
         public_key=public,
         expires=expires,
+        own_key=bool(own_key) and public is None,
     )
 
 
@@ -585,7 +590,8 @@ def materialize(spec: Spec, store: KeyStore, dry: bool | None = None,
     """
     try:
         keys = resolve_keys(store, spec.peers, spec.vpn_subnet, taken=[spec.vpn_router_address],
-                            rotate=spec.rotate_peers, own_key=own_key,
+                            rotate=spec.rotate_peers,
+                            own_key={*own_key, *(p.name for p in spec.peers if p.own_key)},
                             output_dir=spec.peer_output_dir)
     except KeyStoreError as exc:
         raise PlanError(exc.errors) from None
@@ -606,10 +612,12 @@ def materialize(spec: Spec, store: KeyStore, dry: bool | None = None,
                 keepalive=p.keepalive,
                 enabled=p.enabled,
                 host=p.host,
-                public_key=p.public_key or (public_key(private) if private else ""),
+                public_key=p.public_key or (public_key(private) if private
+                                            else keys.public_keys.get(p.name, "")),
                 preshared_key=keys.preshared_keys[p.name],
                 private_key=private,
                 expires=p.expires,
+                own_key=private is None and not p.public_key,
             )
         )
     return Plan(

@@ -17,6 +17,7 @@ from pyinfra.api.exceptions import DeployError
 
 from deploys.expiry import describe as describe_peer
 from deploys.keys import KeyStore
+from deploys.mac_keys import with_mac_keys
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.router_config import PACKAGES, current_defaults_forward, desired_router_config
@@ -24,7 +25,7 @@ from facts.openwrt import OpenWrtState
 from operations import keystore, openwrt, peer_files, uci
 from operations.peer_files import forget_list
 
-plan = current_plan()
+plan = with_mac_keys(current_plan())  # the Macs' own public keys (deploys/mac_keys.py)
 state = host.get_fact(OpenWrtState)
 if not state or not state.get("config"):
     raise DeployError(

@@ -33,9 +33,9 @@ NETWORK = {
 SERVER = ("ai-server", {"dmz_address": "192.168.100.10"})
 
 
-def make_plan(store: KeyStore, dry: bool = False, **network):
+def make_plan(store: KeyStore, dry: bool = False, key_on_mac: bool = False, **network):
     spec = validate(network={**NETWORK, **network}, router=("router", {}), server=SERVER,
-                    clients=[("alice-mac", {"vpn_name": "alice_mac"})])
+                    clients=[("alice-mac", {"vpn_name": "alice_mac", "key_on_mac": key_on_mac})])
     return materialize(spec, store, dry=dry)
 
 
@@ -121,9 +121,9 @@ def test_peer_files_written_once_with_private_modes(tmp_path, store):
     assert configs["alice_phone"].reveal() not in repr(configs)
 
 
-def run(store: KeyStore, **network):
+def run(store: KeyStore, key_on_mac: bool = False, **network):
     """A plan and a successful run: what the deploy's key store operations record."""
-    plan = make_plan(store, **network)
+    plan = make_plan(store, key_on_mac=key_on_mac, **network)
     store.stage(plan.key_changes)
     store.commit(plan.key_changes)
     return plan
@@ -360,3 +360,47 @@ def test_bad_expiry_dates_are_input_errors(store):
     except PlanError as exc:
         spec_error = exc.errors
     assert spec_error == ["alice-mac: vpn_expires: 2026 (expected a date YYYY-MM-DD)"]
+
+
+# -- Macs that make their own key (key_on_mac) ---------------------------------------------
+
+def test_a_mac_with_its_own_key_gets_no_controller_key_and_migrates_in_one_run(store):
+    import dataclasses
+
+    from deploys.mac_keys import with_mac_keys
+
+    old = run(store)  # controller-made key for alice_mac (key_on_mac off)
+    controller_key = old.peer("alice_mac").private_key
+    assert controller_key is not None
+
+    plan = make_plan(store, key_on_mac=True)
+    mac = plan.peer("alice_mac")
+    assert mac.own_key and mac.private_key is None
+    # until the deploy has read the Mac's public key, the plan has none to give the router
+    assert mac.public_key == "" and "alice_mac" not in [p.name for p in plan.enabled_peers]
+    text = peer_config(plan, mac).reveal()
+    assert "PrivateKey =" not in text and "[Interface]\nAddress = " in text
+    assert plan.key_changes.dropped_private == ["alice_mac"]
+    assert with_mac_keys(plan, state=None).peer("alice_mac") == mac  # no pyinfra run: as is
+
+    # what the deploy does when it read the Mac's public key (deploys/mac_keys.py)
+    mac_public = public_key(generate_private_key_for_test())
+    changes = dataclasses.replace(plan.key_changes, new={**plan.key_changes.new,
+                                                         "peers/alice_mac.pub": Secret(mac_public)})
+    store.stage(changes)
+    store.commit(changes)
+    archived = [p for p in (store.base / "archive").iterdir() if p.name.endswith("key-moved")]
+    assert (archived[0] / "alice_mac.key").read_text().strip() == controller_key.reveal()
+    assert not (store.base / "peers" / "alice_mac.key").exists()
+
+    later = make_plan(store, key_on_mac=True)
+    assert later.peer("alice_mac").public_key == mac_public
+    assert "alice_mac" in [p.name for p in later.enabled_peers]
+    assert later.peer("alice_mac").preshared_key == old.peer("alice_mac").preshared_key
+    assert not later.key_changes  # nothing left to record
+
+
+def generate_private_key_for_test():
+    from deploys.keys import generate_private_key
+
+    return generate_private_key()

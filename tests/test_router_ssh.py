@@ -44,7 +44,7 @@ _net = {network!r}
 router = [("router", {{**{router!r}, **_net}})]
 server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **{server!r}}})]
 clients = [
-    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **data}})
+    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, "key_on_mac": False, **_net, **data}})
     for name, data in {clients!r}
 ]
 """
@@ -75,7 +75,8 @@ def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def plan_for(secrets: Path, clients, peers):
     spec = validate(
         network={**NETWORK, "vpn_peers": peers}, router=("router", {}),
-        server=("ai-server", SERVER), clients=clients,
+        server=("ai-server", SERVER),
+        clients=[(n, {"key_on_mac": False, **d}) for n, d in clients],  # no Mac to make keys
     )
     return materialize(spec, KeyStore(secrets))
 
