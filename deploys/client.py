@@ -183,8 +183,9 @@ if manage_tunnel:
     def _learned(public: str, name: str = peer.name) -> None:
         """A key the Mac made during this run: kept (pending) for the router's next run."""
         KeyStore(plan.secrets_dir).stage(KeyChanges(new={f"peers/{name}.pub": Secret(public)}))
-        logger.warning(f"    [{host.name}] the Mac made its WireGuard key in this run: run the "
-                       "deploy again to add its public key to the router")
+        logger.info(f"    [{host.name}] the Mac made its WireGuard key in this run: its public "
+                    "key goes to the router at the end of the run (or its next run, when the "
+                    "router is not part of this one)")
     client.wireguard_tunnel(
         name=(f"WireGuard tunnel {settings.wg_interface_name}" if active
               else f"WireGuard tunnel {settings.wg_interface_name}: removed (peer "

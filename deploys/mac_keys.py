@@ -17,8 +17,8 @@ and, when the Mac has no key yet and this is not ``--dry``, makes it right then,
 gets the new public key in the same run. A Mac that is not in the run (``--limit router``)
 keeps its last known public key (``secrets/wireguard/peers/<peer>.pub``, recorded after a
 successful router apply). A Mac without ``wireguard-tools`` yet (first run on a fresh Mac)
-gets its key when the client role has installed them; the router learns it in the next run,
-and the run says so.
+gets its key when the client role has installed them; ``deploys/router_late.py`` (included by
+``deploys/all.py`` after the clients) then adds it to the router at the end of the same run.
 
 **Migration** from controller-made Mac keys is one run: with ``key_on_mac`` on (the default)
 the Mac makes its key, the router gets the new public key, the Mac's config is re-installed
@@ -140,7 +140,8 @@ def _with_key(peer, plan: Plan, state, changes: KeyChanges):
     elif active and public is None:
         why = ("--dry: it is made when the deploy runs" if _dry() else
                "wireguard-tools is not installed yet: the client role installs them and makes "
-               "the key; run the deploy again to add it to the router")
+               "the key, and the router gets it at the end of this run (deploys/router_late.py)"
+               " when the router is part of it")
         logger.warning(f"    [{host.name}] peer {peer.name} has no key on the Mac yet ({why})")
     if public is None or public == peer.public_key:
         return peer
