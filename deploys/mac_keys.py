@@ -33,6 +33,7 @@ import dataclasses
 import shlex
 import sys
 
+from gevent.lock import Semaphore
 from pyinfra import logger
 from pyinfra.api import StringCommand
 
@@ -60,6 +61,8 @@ def tunnel_fact_args(settings) -> dict:
 
 
 _FACTS: dict[tuple, dict] = {}
+_FACT_LOCKS: dict[tuple, Semaphore] = {}
+_LOCK = Semaphore()
 
 
 def tunnel_state(host, settings) -> dict:
@@ -67,8 +70,9 @@ def tunnel_state(host, settings) -> dict:
     the router's deploy and the client's own deploy share the read."""
     args = tunnel_fact_args(settings)
     key = (host.name, tuple(sorted(args.items())))
-    if key not in _FACTS:
-        _FACTS[key] = host.get_fact(TunnelState, **args, _sudo=True) or {}
+    with _FACT_LOCKS.setdefault(key, Semaphore()):
+        if key not in _FACTS:
+            _FACTS[key] = host.get_fact(TunnelState, **args, _sudo=True) or {}
     return _FACTS[key]
 
 
@@ -94,7 +98,15 @@ def _dry() -> bool:
 
 
 def with_mac_keys(plan: Plan, state=None) -> Plan:
-    """``plan`` with the public keys of the Macs of this run (see the module docstring)."""
+    """``plan`` with the public keys of the Macs of this run (see the module docstring).
+
+    pyinfra loads the deploy files of all hosts concurrently (gevent): one lock makes the
+    first caller read (and make) every Mac's key once, the others wait for its result."""
+    with _LOCK:
+        return _with_mac_keys(plan, state)
+
+
+def _with_mac_keys(plan: Plan, state) -> Plan:
     if id(plan) in _CACHE:
         return _CACHE[id(plan)]
     if state is None:
