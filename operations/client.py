@@ -38,6 +38,9 @@ from pyinfra.api import (
 from facts.client import LEGACY_MARKERS, MARKER, begin_marker, end_marker
 from operations.secret import Secret, reveal
 
+#: Suffix of the temp file a managed file is uploaded to before it is renamed into place.
+NEW_SUFFIX = ".ssollama-new"
+
 
 def sha256(text: str | bytes) -> str:
     data = text.encode() if isinstance(text, str) else text
@@ -363,7 +366,9 @@ def managed_file(
         return
     if state and not state.get("managed") and not has_backup:
         yield StringCommand("cp", "-p", QuoteString(path), QuoteString(backup))
-    yield FileUploadCommand(io.BytesIO(content.encode()), path)
+    # next to it, then renamed: an interruption never leaves a truncated file
+    yield FileUploadCommand(io.BytesIO(content.encode()), path + NEW_SUFFIX)
+    yield StringCommand("mv", "-f", QuoteString(path + NEW_SUFFIX), QuoteString(path))
 
 
 def _block_text(marker: str, body: str) -> str:
