@@ -9,7 +9,9 @@ sudo), then only what differs:
 
 * **WireGuard**: Homebrew ``wireguard-tools`` and ``bash`` (wg-quick needs bash >= 4); the
   tunnel config ``<homebrew>/etc/wireguard/<wg_interface_name>.conf`` (root:wheel 600, exactly
-  ``deploys.peers.peer_config``: split tunnel, the router's key, PSK, endpoint, keepalive),
+  ``deploys.peers.peer_config``: split tunnel, the router's key, PSK, endpoint, keepalive;
+  with ``key_on_mac`` (default) the Mac's own private key, made there by ``wg genkey`` into
+  ``<interface>.key`` next to it and added on the Mac: see ``deploys/mac_keys.py``),
   uploaded into the SSH user's mode-700 ``~/.config/self-sovereign-ollama`` and moved into
   place with ``sudo install``; with ``tunnel_at_boot`` a LaunchDaemon that runs ``wg-quick up``
   at boot, and the tunnel brought up now (restarted when its config changed). A disabled peer

@@ -208,8 +208,13 @@ class KeyStore:
         """Unsafe directories or key files in the store, as input-error lines (read only)."""
         errors = []
         for directory in (self.root, self.base, self.base / "peers", self.pending,
-                          self.pending / "peers", self.base / "archive"):
+                          self.pending / "peers"):
             errors += private_dir_problems(directory, field_name)
+        # earlier versions created archive/ with mode 755 (its entries 700): ours, so it is
+        # tightened by the next run that writes (commit), not refused
+        archive = self.base / "archive"
+        if archive.is_dir() and archive.lstat().st_uid != os.geteuid():
+            errors += private_dir_problems(archive, field_name)
         if errors:
             return errors
         for path in self._key_files():
@@ -237,6 +242,10 @@ class KeyStore:
             current = current / part
             chain.append(current)
         for directory in chain:
+            if directory == self.base / "archive" and directory.is_dir() \
+                    and directory.lstat().st_uid == os.geteuid():
+                os.chmod(directory, 0o700)  # ours (earlier versions made it 755)
+                continue
             if directory.is_dir():
                 errors = private_dir_problems(directory, "secrets_dir")
                 if errors:
@@ -376,6 +385,9 @@ class KeyStore:
             self._archive(name, "key-moved", [self._peer_path(name, "key")])
         if changes.addresses is not None:
             self.record_addresses(changes.addresses)
+        archive = self.base / "archive"
+        if archive.is_dir() and stat.S_IMODE(archive.lstat().st_mode) != 0o700:
+            self._ensure_dir(archive)  # an archive/ made 755 by an earlier version: 700
         for folder in (self.pending / "peers", self.pending):
             try:
                 folder.rmdir()  # only when empty

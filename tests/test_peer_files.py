@@ -161,3 +161,15 @@ def test_terminal_qr_fits_80_columns_and_scans(tmp_path):
                              check=True).stdout.decode()
     assert decoded == peer_files.config_without_comments(text) + "\n"
     assert "PrivateKey = " in decoded and "#" not in decoded
+
+
+def test_an_archive_made_755_by_an_earlier_version_is_tightened_by_the_next_run(tmp_path):
+    store = KeyStore(tmp_path / "secrets")
+    store.commit(make_plan(tmp_path).key_changes)
+    archive = tmp_path / "secrets" / "wireguard" / "archive"
+    (archive / "20250101T000000-old-removed").mkdir(parents=True, mode=0o700)
+    os.chmod(archive, 0o755)
+    plan = make_plan(tmp_path, vpn_peers=[{"name": "alice_phone"}])  # read: not refused
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o755  # and not changed by reading
+    store.commit(plan.key_changes)  # the run that applies archives bob and tightens it
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o700
