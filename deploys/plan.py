@@ -422,6 +422,7 @@ def validate(
             "public_key": data.get("vpn_public_key"),
             "expires": data.get("vpn_expires"),
             "own_key": data.get("key_on_mac", True),
+            "configured": data.get("configure_host", True) is True,
         }
         peer = _peer(c, host_name, raw_peer, host_name, "vpn_")
         if peer:
@@ -572,7 +573,8 @@ def _peer(c: _Checker, who: str, raw: Mapping[str, Any], host: str | None, prefi
         host=host,
         public_key=public,
         expires=expires,
-        own_key=bool(own_key) and public is None,
+        # only a Mac this tool configures can make its own key
+        own_key=bool(own_key) and public is None and raw.get("configured", False),
     )
 
 

@@ -404,3 +404,19 @@ def generate_private_key_for_test():
     from deploys.keys import generate_private_key
 
     return generate_private_key()
+
+
+def test_only_macs_the_tool_configures_make_their_own_key(store):
+    spec = validate(network=NETWORK, router=("router", {}), server=SERVER,
+                    clients=[("a-mac", {"vpn_name": "a_mac"}),
+                             ("b-mac", {"vpn_name": "b_mac", "configure_host": False}),
+                             ("c-mac", {"vpn_name": "c_mac", "key_on_mac": False})])
+    plan = materialize(spec, store)
+    assert plan.peer("a_mac").own_key and plan.peer("a_mac").private_key is None
+    for name in ("b_mac", "c_mac"):
+        assert not plan.peer(name).own_key and plan.peer(name).private_key is not None
+    from deploys.plan import PlanError
+
+    with pytest.raises(PlanError, match="a-mac: key_on_mac: 'yes' \\(expected True or False"):
+        validate(network=NETWORK, router=("router", {}), server=SERVER,
+                 clients=[("a-mac", {"key_on_mac": "yes"})])
