@@ -8,17 +8,19 @@ controller renders has no ``PrivateKey`` line; the Mac adds it from its key file
 installs the config (``operations.client.wireguard_tunnel``, by ``cat`` into the file: the key
 is on no command line).
 
-**Ordering.** pyinfra loads the deploy file for each host in inventory order (router first)
-and computes every operation's arguments then; the router's peer list is therefore fixed when
-the router's deploy is loaded, before any operation runs. :func:`with_mac_keys` is called there
-(and again, from cache, by each client's deploy): for every Mac of the run it reads the
-public key (one ``TunnelState`` read, the same one the client deploy uses: pyinfra caches it)
-and, when the Mac has no key yet and this is not ``--dry``, makes it right then, so the router
-gets the new public key in the same run. A Mac that is not in the run (``--limit router``)
-keeps its last known public key (``secrets/wireguard/peers/<peer>.pub``, recorded after a
-successful router apply). A Mac without ``wireguard-tools`` yet (first run on a fresh Mac)
-gets its key when the client role has installed them; ``deploys/router_late.py`` (included by
-``deploys/all.py`` after the clients) then adds it to the router at the end of the same run.
+**Ordering.** pyinfra loads the deploy file for each host in inventory order (router first) and
+computes every operation's arguments then; the router's peer list is therefore fixed when the
+router's deploy is loaded, before any operation runs. :func:`with_mac_keys` is called there (and
+again, from cache, by each client's deploy): for every Mac of the run it reads the public key
+(one ``TunnelState`` read per Mac and run, shared with the client deploy: :func:`tunnel_state`)
+and, when the
+Mac has no key yet and this is not ``--dry``, makes it right then, so the router gets the new
+public key in the same run (a run declined at pyinfra's confirmation prompt may therefore leave
+a new, unused key on the Mac: the next run uses it). A Mac that is not in the run (``--limit
+router``) keeps its last known public key (``secrets/wireguard/peers/<peer>.pub``, recorded
+after a successful router apply). A Mac without ``wireguard-tools`` yet (first run on a fresh
+Mac) gets its key when the client role has installed them; ``deploys/router_late.py`` (included
+by ``deploys/all.py`` after the clients) then adds it to the router at the end of the same run.
 
 **Migration** from controller-made Mac keys is one run: with ``key_on_mac`` on (the default)
 the Mac makes its key, the router gets the new public key, the Mac's config is re-installed

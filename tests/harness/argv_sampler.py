@@ -106,15 +106,21 @@ class ArgvSampler:
             return ""
 
     # -- results -----------------------------------------------------------------------------
-    def find(self, secrets: Iterable[str], exclude_ns: Iterable[str] = ()) -> list[str]:
+    def find(self, secrets: Iterable[str], exclude_ns: Iterable[str] = (),
+             only_ns: Iterable[str] = ()) -> list[str]:
         """Descriptions of every sampled argv or environment that contains one of ``secrets``
         (the secret itself is never in the description: only its first 6 characters).
-        ``exclude_ns``: pid namespaces (:meth:`ns_of`) whose processes are not looked at."""
+        ``exclude_ns``: pid namespaces (:meth:`ns_of`) whose processes are not looked at;
+        ``only_ns``: look only at processes of these (e.g. the lab router's, whose ``ns_pid``
+        is in the lab's state file)."""
         hits = []
-        skip = set(exclude_ns)
+        skip, only = set(exclude_ns), set(only_ns)
 
         def counted(text: str) -> bool:
-            return not skip or bool(self.where.get(text, {""}) - skip)
+            seen = self.where.get(text, {""})
+            if only and not seen & only:
+                return False
+            return not skip or bool(seen - skip)
 
         for secret in {s.strip() for s in secrets if s and s.strip()}:
             for argv in filter(counted, self.argvs):
