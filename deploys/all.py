@@ -24,3 +24,5 @@ if host.data.get("configure_host", True):
         local.include("deploys/server.py")
     if "clients" in host.groups:
         local.include("deploys/client.py")
+    if "router" in host.groups:  # after the clients: keys that fresh Macs made in this run
+        local.include("deploys/router_late.py")

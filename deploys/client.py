@@ -9,7 +9,9 @@ sudo), then only what differs:
 
 * **WireGuard**: Homebrew ``wireguard-tools`` and ``bash`` (wg-quick needs bash >= 4); the
   tunnel config ``<homebrew>/etc/wireguard/<wg_interface_name>.conf`` (root:wheel 600, exactly
-  ``deploys.peers.peer_config``: split tunnel, the router's key, PSK, endpoint, keepalive),
+  ``deploys.peers.peer_config``: split tunnel, the router's key, PSK, endpoint, keepalive;
+  with ``key_on_mac`` (default) the Mac's own private key, made there by ``wg genkey`` into
+  ``<interface>.key`` next to it and added on the Mac: see ``deploys/mac_keys.py``),
   uploaded into the SSH user's mode-700 ``~/.config/self-sovereign-ollama`` and moved into
   place with ``sudo install``; with ``tunnel_at_boot`` a LaunchDaemon that runs ``wg-quick up``
   at boot, and the tunnel brought up now (restarted when its config changed). A disabled peer
@@ -61,6 +63,9 @@ from deploys.client_tools import (
 )
 from deploys.contexts import claude_context_problems
 from deploys.hostchecks import client_problems
+from deploys.keys import KeyChanges, KeyStore
+from deploys.mac_keys import MADE, key_path, with_mac_keys
+from deploys.mac_keys import tunnel_state as read_tunnel_state
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.versions import (
@@ -74,11 +79,11 @@ from facts.client import (
     CONFIG_DIR,
     PIPX_PACKAGE,
     ClientState,
-    TunnelState,
 )
-from operations import client, client_brew
+from operations import client, client_brew, keystore
+from operations.secret import Secret
 
-plan = current_plan()
+plan = with_mac_keys(current_plan())
 
 
 def _server_data():
@@ -185,11 +190,12 @@ for path in state["legacy"]:
 
 # -- WireGuard ------------------------------------------------------------------------------
 
-manage_tunnel = peer.private_key is not None
+manage_tunnel = peer.private_key is not None or peer.own_key
 if not manage_tunnel:
     logger.info(f"    [{host.name}] peer {peer.name} brings its own key (vpn_public_key): its "
                 "tunnel config is yours to manage")
-if manage_tunnel and peer.enabled:
+active = peer.enabled and not peer.expired  # an expired peer's tunnel goes like a disabled one
+if manage_tunnel and active:
     client_brew.formulae(
         name="Homebrew: wireguard-tools, bash (wg-quick needs bash >= 4)",
         formulae=["wireguard-tools", "bash"],
@@ -206,19 +212,24 @@ client.private_directory(
 )
 
 if manage_tunnel:
-    tunnel_state = host.get_fact(
-        TunnelState,
-        interface=settings.wg_interface_name,
-        config=settings.wireguard_config,
-        label=settings.daemon_label,
-        plist=settings.daemon_plist,
-        _sudo=True,
-    )
+    # a new key is kept on the controller (pending) before it is uploaded; the router's run
+    # records it (deploys/router.py)
+    keystore.stage(name="Key store: keep new keys before upload",
+                   store=KeyStore(plan.secrets_dir), changes=plan.key_changes)
+    tunnel_state = read_tunnel_state(host, settings)  # shared with the router's deploy
+
+    def _learned(public: str, name: str = peer.name) -> None:
+        """A key the Mac made during this run: kept (pending) for the router's next run."""
+        KeyStore(plan.secrets_dir).stage(KeyChanges(new={f"peers/{name}.pub": Secret(public)}))
+        logger.info(f"    [{host.name}] the Mac made its WireGuard key in this run: its public "
+                    "key goes to the router at the end of the run (or its next run, when the "
+                    "router is not part of this one)")
     client.wireguard_tunnel(
-        name=(f"WireGuard tunnel {settings.wg_interface_name}" if peer.enabled
-              else f"WireGuard tunnel {settings.wg_interface_name}: removed (peer disabled)"),
+        name=(f"WireGuard tunnel {settings.wg_interface_name}" if active
+              else f"WireGuard tunnel {settings.wg_interface_name}: removed (peer "
+              f"{'expired' if peer.enabled else 'disabled'})"),
         interface=settings.wg_interface_name,
-        config=peer_config(plan, peer) if peer.enabled else None,
+        config=peer_config(plan, peer) if active else None,
         config_path=settings.wireguard_config,
         staging_dir=private_dir,
         state=tunnel_state,
@@ -227,7 +238,10 @@ if manage_tunnel:
         daemon_plist_path=settings.daemon_plist,
         daemon_plist=render_daemon_plist(settings) if settings.tunnel_at_boot else None,
         prefix=prefix,
-        present=peer.enabled,
+        present=active,
+        key_path=key_path(settings) if peer.own_key else None,
+        key_changed=peer.name in MADE,
+        on_public_key=_learned if peer.own_key and not peer.public_key and active else None,
     )
 
 # -- the env contract and the shell profiles ------------------------------------------------

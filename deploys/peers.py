@@ -56,13 +56,17 @@ def allowed_ips(plan: Plan) -> list[str]:
 
 
 def peer_config(plan: Plan, peer: Peer) -> Secret:
-    """The complete wg-quick config of ``peer`` (a :class:`Secret`: it holds the private key)."""
-    if peer.private_key is None:
+    """The complete wg-quick config of ``peer`` (a :class:`Secret`: it holds the private key).
+
+    For a peer that makes its own key (a Mac with ``key_on_mac``) the config has no
+    ``PrivateKey`` line: the Mac adds it from its key file when it installs the config.
+    """
+    if peer.private_key is None and not getattr(peer, "own_key", False):
         raise ValueError(f"peer {peer.name} brings its own key: there is no config to render")
     text = _ENV.get_template("wireguard-peer.conf.j2").render(
         name=peer.name,
         kind=peer.kind,
-        private_key=peer.private_key.reveal(),
+        private_key=peer.private_key.reveal() if peer.private_key else None,
         address=peer.address,
         router_public_key=plan.router_public_key,
         preshared_key=peer.preshared_key.reveal(),

@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from deploys import schema
-from deploys.keys import KeyStore, generate_preshared_key, generate_private_key, public_key
+from deploys.keys import KeyStore, KeyStoreError, public_key
+from deploys.keys import resolve as resolve_keys
 from deploys.schema.network import PEER_KINDS, PEER_PREFIX
 from deploys.spec import Peer, PeerSpec, Plan, PlanError, PolicyTest, Spec
 from deploys.validate import NETWORK_DEFAULTS, default_peer_name, validate
-from operations.secret import Secret
 
 __all__ = [
     "NETWORK_DEFAULTS",
@@ -62,93 +62,56 @@ __all__ = [
 # -- keys and addresses ---------------------------------------------------------------------
 
 
-def materialize(spec: Spec, store: KeyStore, dry: bool | None = None) -> Plan:
-    """Add keys (created on first use) and stable automatic addresses to a validated spec.
+def materialize(spec: Spec, store: KeyStore, dry: bool | None = None,
+                own_key: Iterable[str] = ()) -> Plan:
+    """Add keys and stable automatic addresses to a validated spec; reads the store only.
 
-    Automatic addresses are recorded in the key store the first time, and reused afterwards;
-    a peer keeps its address when other peers are added or removed. Addresses of peers no
-    longer in the inventory are released.
-
-    Key lifecycle: peers named in ``rotate_peers`` get new keys (the old ones are archived);
-    keys of peers that are no longer in the inventory are archived, never deleted. With
-    ``dry`` (default: pyinfra's ``--dry``) nothing is archived, and rotated keys are new keys
-    kept in memory only, so the preview shows the change without making it.
+    Keys that do not exist yet (and keys of peers in ``rotate_peers``) are made in memory;
+    ``plan.key_changes`` says what a successful run records (``deploys.keys``: staged before
+    upload, committed after the router's apply). ``dry`` is accepted for old callers and
+    ignored: building a plan never writes. ``own_key``: peers that make their own private key
+    (besides those whose spec says ``key_on_mac``).
     """
-    if dry is None:
-        dry = "--dry" in sys.argv
-    names = {p.name for p in spec.peers}
-    fresh: dict[str, Secret] = {}
-    for name in spec.rotate_peers:
-        if dry:
-            fresh[name] = generate_private_key()
-        else:
-            store.archive_peer(name, reason="rotated")
-    if not dry:
-        for name in store.peer_names():
-            if name not in names:
-                store.archive_peer(name, reason="removed")
-    router_private = store.router_private_key()
-    router_public = public_key(router_private)
-    errors = []
-    for p in spec.peers:
-        if p.public_key == router_public:
-            errors.append(
-                f"{p.host or 'peer ' + p.name}: public_key: {p.public_key!r} "
-                "(is the router's own public key)"
-            )
+    try:
+        keys = resolve_keys(store, spec.peers, spec.vpn_subnet, taken=[spec.vpn_router_address],
+                            rotate=spec.rotate_peers,
+                            own_key={*own_key, *(p.name for p in spec.peers if p.own_key)},
+                            output_dir=spec.peer_output_dir)
+    except KeyStoreError as exc:
+        raise PlanError(exc.errors) from None
+    router_public = public_key(keys.router_private_key)
+    errors = [f"{p.host or 'peer ' + p.name}: public_key: {p.public_key!r} "
+              "(is the router's own public key)" for p in spec.peers
+              if p.public_key == router_public]
     if errors:
         raise PlanError(errors)
-
-    recorded = store.assigned_addresses()
-    explicit = {p.address for p in spec.peers if p.address is not None}
-    assigned: dict[str, str] = {}
-    taken = set(explicit) | {spec.vpn_router_address}
-    for p in spec.peers:  # keep earlier automatic assignments that are still free
-        if p.address is None and p.name in recorded:
-            addr = ipaddress.ip_address(recorded[p.name])
-            if addr in spec.vpn_subnet and addr not in taken:
-                assigned[p.name] = str(addr)
-                taken.add(addr)
-    free = (a for a in spec.vpn_subnet.hosts() if a not in taken)
-    for p in spec.peers:
-        if p.address is None and p.name not in assigned:
-            addr = next(free, None)
-            if addr is None:
-                raise PlanError(
-                    [
-                        f"{p.host or 'peer ' + p.name}: address: None "
-                        f"(no free address left in vpn_subnet {spec.vpn_subnet})"
-                    ]
-                )
-            assigned[p.name] = str(addr)
-            taken.add(addr)
-    store.record_addresses({k: v for k, v in assigned.items() if k in names})
-
     peers = []
     for p in spec.peers:
-        private = None if p.public_key else fresh.get(p.name) or store.peer_private_key(p.name)
-        psk = generate_preshared_key() if p.name in fresh else store.peer_preshared_key(p.name)
+        private = keys.private_keys[p.name]
         peers.append(
             Peer(
                 name=p.name,
                 kind=p.kind,
-                address=p.address or ipaddress.ip_address(assigned[p.name]),
+                address=p.address or ipaddress.ip_address(keys.addresses[p.name]),
                 keepalive=p.keepalive,
                 enabled=p.enabled,
                 host=p.host,
-                public_key=p.public_key or public_key(private),
-                preshared_key=psk,
+                public_key=p.public_key or (public_key(private) if private
+                                            else keys.public_keys.get(p.name, "")),
+                preshared_key=keys.preshared_keys[p.name],
                 private_key=private,
                 access=p.access,
                 expires=p.expires,
                 key_on_mac=p.key_on_mac,
+                own_key=private is None and not p.public_key,
             )
         )
     return Plan(
         spec=spec,
-        router_private_key=router_private,
+        router_private_key=keys.router_private_key,
         router_public_key=router_public,
         peers=tuple(peers),
+        key_changes=keys.changes,
     )
 
 

@@ -12,10 +12,13 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
     pyinfra inventories/home.py deploys/all.py --limit router
 """
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
+from deploys.expiry import describe as describe_peer
 from deploys.hostchecks import router_problems
+from deploys.keys import KeyStore
+from deploys.mac_keys import with_mac_keys
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.router_config import (
@@ -25,9 +28,10 @@ from deploys.router_config import (
     desired_router_config,
 )
 from facts.openwrt import OpenWrtState
-from operations import openwrt, peer_files, uci
+from operations import keystore, openwrt, peer_files, uci
+from operations.peer_files import forget_list
 
-plan = current_plan()
+plan = with_mac_keys(current_plan())  # the Macs' own public keys (deploys/mac_keys.py)
 state = host.get_fact(OpenWrtState)
 if not state or not state.get("config"):
     raise DeployError(
@@ -41,14 +45,27 @@ if problems:  # stop this host before any change
     raise DeployError("inventory does not fit this router:\n" + "\n".join(
         f"  - {p}" for p in problems))
 
+# Peers that are off (disabled or past their `expires` date) or that will expire: said every run.
+for p in plan.peers:
+    if not p.enabled or p.expires is not None:
+        line = describe_peer(p.name, p.expires, p.enabled)
+        (logger.warning if p.expired else logger.info)(f"    [{host.name}] {line}")
+
 openwrt.packages(
     name="OpenWrt: WireGuard packages",
     packages=PACKAGES,
     state=state,
 )
 
+# The firewall proof on the config as it will be after this run: nothing is staged or
+# uploaded unless every invariant and policy test holds (firewall/proof.py).
 desired = desired_router_config(plan, current_defaults_forward(state["config"]))
 check_or_fail(plan, state, desired, host.name)
+
+# New keys are kept on the controller (pending) before they leave it; recorded after the apply.
+keys = KeyStore(plan.secrets_dir)
+keystore.stage(name="Key store: keep new keys before upload", store=keys,
+               changes=plan.key_changes)
 
 uci.converge(
     name="OpenWrt: WireGuard, DMZ, firewall (uci)",
@@ -57,12 +74,19 @@ uci.converge(
 )
 
 # Devices without SSH (phones, tablets): their configs and QR codes, on the controller.
+# `--data forget_peer_files=alice_phone` deletes the controller's copy once it is imported.
+phone_configs = {
+    p.name: peer_config(plan, p)
+    for p in plan.enabled_peers
+    if p.host is None and p.private_key is not None
+}
+forget = forget_list(host.data.get("forget_peer_files"), phone_configs)
 peer_files.write(
     name="Peers without SSH: WireGuard configs and QR codes",
-    configs={
-        p.name: peer_config(plan, p)
-        for p in plan.enabled_peers
-        if p.host is None and p.private_key is not None
-    },
+    configs=phone_configs,
     directory=plan.peer_output_dir,
+    forget=forget,
 )
+
+# Only now, after the router took the new state: rotated/removed peers' keys are archived.
+keystore.commit(name="Key store: record this run's keys", store=keys, changes=plan.key_changes)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from deploys.expiry import is_expired
+from deploys.keys import KeyChanges
 from operations.secret import Secret
 
 PEER_PREFIX = "wgpeer_"
@@ -53,6 +55,11 @@ class PeerSpec:
     access: tuple[str, ...] = ()  # destinations it may reach ("server:11434", "dmz:443", ...)
     expires: datetime.date | None = None
     key_on_mac: bool = False  # a client Mac generates its own key (client hosts only)
+
+    @property
+    def own_key(self) -> bool:
+        """The Mac makes its private key (``key_on_mac``, ``deploys/mac_keys.py``)."""
+        return self.key_on_mac
 
     @property
     def section(self) -> str:
@@ -105,8 +112,13 @@ class Peer:
     preshared_key: Secret
     private_key: Secret | None  # None when the device brings its own key
     access: tuple[str, ...] = ()
-    expires: datetime.date | None = None
+    expires: datetime.date | None = None  # the last day it is a peer (deploys/expiry.py)
     key_on_mac: bool = False
+    own_key: bool = False  # the private key is made and kept on the Mac (public_key: "" = unknown)
+
+    @property
+    def expired(self) -> bool:
+        return is_expired(self.expires)
 
     @property
     def section(self) -> str:
@@ -121,6 +133,7 @@ class Plan:
     router_private_key: Secret
     router_public_key: str
     peers: tuple[Peer, ...] = field(default_factory=tuple)
+    key_changes: KeyChanges = field(default_factory=KeyChanges)  # recorded after a good run
 
     def __getattr__(self, name: str) -> Any:  # plan.vpn_subnet etc. read through to the spec
         if name == "spec":  # not set yet (copy/pickle): no recursion
@@ -129,7 +142,7 @@ class Plan:
 
     @property
     def enabled_peers(self) -> tuple[Peer, ...]:
-        return tuple(p for p in self.peers if p.enabled)
+        return tuple(p for p in self.peers if p.enabled and not p.expired and p.public_key)
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:

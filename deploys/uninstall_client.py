@@ -24,6 +24,7 @@ from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
 from deploys.client_plan import validate_client
+from deploys.mac_keys import key_path, tunnel_fact_args
 from facts.client import (
     BACKUP_SUFFIX,
     CONFIG_DIR,
@@ -53,18 +54,13 @@ client.wireguard_tunnel(
     config=None,
     config_path=settings.wireguard_config,
     staging_dir=f"{home}/{CONFIG_DIR}",
-    state=host.get_fact(
-        TunnelState,
-        interface=settings.wg_interface_name,
-        config=settings.wireguard_config,
-        label=settings.daemon_label,
-        plist=settings.daemon_plist,
-        _sudo=True,
-    ),
+    state=host.get_fact(TunnelState, **tunnel_fact_args(settings), _sudo=True),
     daemon_label=settings.daemon_label,
     daemon_plist_path=settings.daemon_plist,
     prefix=prefix,
     present=False,
+    key_path=key_path(settings),  # the Mac's own WireGuard key (key_on_mac) goes too
+    forget_key=True,
 )
 
 for profile in PROFILES:

@@ -150,7 +150,9 @@ def validate(
                 public_key=c.get("vpn_public_key"),
                 access=tuple(c.get("vpn_access") or default_access),
                 expires=c.get("vpn_expires"),
-                key_on_mac=c.get("key_on_mac", True) and not c.get("vpn_public_key"),
+                # only a Mac this tool configures can make its own key (deploys/mac_keys.py)
+                key_on_mac=bool(c.get("key_on_mac", True) and not c.get("vpn_public_key")
+                                and c.get("configure_host", True) is True),
             ))
         client_settings, client_errors = validate_client(
             host_name, raw, server_num_ctx(server_raw if server else None)

@@ -22,14 +22,24 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import (
+    FileUploadCommand,
+    FunctionCommand,
+    OperationError,
+    QuoteString,
+    StringCommand,
+    operation,
+)
 
 from facts.client import LEGACY_MARKERS, MARKER, begin_marker, end_marker
 from operations.secret import Secret, reveal
+
+#: Suffix of the temp file a managed file is uploaded to before it is renamed into place.
+NEW_SUFFIX = ".ssollama-new"
 
 
 def sha256(text: str | bytes) -> str:
@@ -65,6 +75,10 @@ def wireguard_tunnel(
     daemon_plist: str | None = None,
     prefix: str = "/opt/homebrew",
     present: bool = True,
+    key_path: str | None = None,
+    key_changed: bool = False,
+    on_public_key: Callable[[str], None] | None = None,
+    forget_key: bool = False,
 ):
     """Converge a wg-quick tunnel on macOS: config, boot LaunchDaemon, the tunnel itself.
 
@@ -79,6 +93,19 @@ def wireguard_tunnel(
     + daemon_label / daemon_plist_path / daemon_plist: the daemon's label, path, rendered text
     + prefix: Homebrew's prefix (``bash`` >= 4 and ``wg-quick`` are called from there)
     + present: ``False`` takes the tunnel down and removes the daemon and the config
+    + key_path: the Mac makes and keeps its own private key there (``key_on_mac``): ``config``
+      has no ``PrivateKey`` line, the Mac adds it from this file (made with ``wg genkey`` if
+      missing) while installing; the key never leaves the Mac and is on no command line
+    + key_changed: the key file was replaced in this run (rotation): re-install the config
+    + on_public_key: called at execution with the Mac's public key (when the controller did
+      not know it before the run: a key made by this operation)
+    + forget_key: with ``present=False``, delete the Mac's key file too (uninstall); a
+      disabled peer keeps it, so that enabling it again needs no new key
+
+    Files are replaced atomically (a temp file in the same root-only directory, then a
+    rename): an interruption never leaves a truncated config or plist. Tunnel configs, keys
+    and LaunchDaemons this project made for another interface name (``state["others"]``: a
+    renamed tunnel) are taken down and removed.
 
     The daemon is not bootstrapped now (its only job is ``wg-quick up`` at boot, which would
     race the deploy's own ``up``): the deploy brings the tunnel up itself, so a failing
@@ -122,6 +149,18 @@ def wireguard_tunnel(
     uploads: list[tuple[bytes, str]] = []
     done: list[str] = []
 
+    for other in state.get("others", []):  # a renamed tunnel's leftovers (ours only)
+        if other.endswith(".plist"):
+            other_label = other.rsplit("/", 1)[-1][: -len(".plist")]
+            lines.append(f"launchctl bootout {_q('system/' + other_label)} 2>/dev/null || true")
+        elif other.endswith(".conf"):
+            other_if = other.rsplit("/", 1)[-1][: -len(".conf")]
+            other_name = _q(f"/var/run/wireguard/{other_if}.name")
+            lines.append(f"if [ -f {other_name} ]; then {wg} down {_q(other)} ||"
+                         f" rm -f \"/var/run/wireguard/$(cat {other_name}).sock\" {other_name}; fi")
+        lines.append(f"rm -f {_q(other)}")
+        done.append(f"removed {other} (another tunnel name of ours)")
+
     if not present:
         if label_target and loaded:
             lines.append(f"launchctl bootout {_q(label_target)} 2>/dev/null || true")
@@ -138,6 +177,9 @@ def wireguard_tunnel(
         if conf_info:
             lines.append(f"rm -f {_q(config_path)}")
             done.append("config removed")
+        if forget_key and key_path and state.get("key_file"):
+            lines.append(f"rm -f {_q(key_path)}")
+            done.append("the Mac's WireGuard key removed")
         if not done:
             host.noop(f"WireGuard tunnel {interface} is absent")
             return
@@ -160,16 +202,38 @@ def wireguard_tunnel(
                      f" chmod 700 {_q(conf_dir)} || fail 'cannot create {conf_dir}'")
         done.append(f"{conf_dir} (700)")
     conf_text = str(reveal(config))  # a Secret; plain text only in fixtures
-    conf_changed = not conf_info or conf_info.get("sha256") != sha256(conf_text)
+    if key_path:  # compared without the PrivateKey line, which only the Mac knows
+        conf_changed = (not conf_info or key_changed or not state.get("key_in_config")
+                        or state.get("config_sha256_nokey") != sha256(conf_text))
+    else:
+        conf_changed = not conf_info or conf_info.get("sha256") != sha256(conf_text)
     restart = was_up and conf_changed
     if restart:  # down with the config it was brought up with (its hooks, DNS)
         assert tunnel is not None
         sock = _q(f"/var/run/wireguard/{tunnel.get('device', '')}.sock")
         name_file = _q(f"/var/run/wireguard/{interface}.name")
         lines.append(f"{wg} down {_q(config_path)} || rm -f {sock} {name_file}")
-    if conf_changed:
+    tmp_conf = _q(f"{conf_dir}/.{interface}.conf.new")
+    if conf_changed and key_path:
+        k, k_new = _q(key_path), _q(key_path + ".new")
         uploads.append((conf_text.encode(), staged_conf))
-        lines.append(f"install -m 600 -o root -g wheel {_q(staged_conf)} {_q(config_path)}"
+        lines.append(f"[ -s {k} ] || {{ {_q(prefix + '/bin/wg')} genkey > {k_new} &&"
+                     f" chown root:wheel {k_new} && chmod 600 {k_new} && mv -f {k_new} {k}; }}"
+                     " || fail 'cannot make the WireGuard key'")
+        # the key goes from its file into the config by cat: never on a command line
+        lines.append(f"{{ awk 'NR==1,/^\\[Interface\\]$/' {_q(staged_conf)} &&"
+                     f" printf 'PrivateKey = ' && cat {k} &&"
+                     f" awk 'f; /^\\[Interface\\]$/ {{ f = 1 }}' {_q(staged_conf)}; }} > {tmp_conf}"
+                     f" && chown root:wheel {tmp_conf} && chmod 600 {tmp_conf}"
+                     f" && mv -f {tmp_conf} {_q(config_path)}"
+                     f" || fail 'cannot install {config_path}'")
+        lines.append(f"rm -f {_q(staged_conf)}")
+        done.append("config " + ("updated" if conf_info else "installed")
+                    + " (with the Mac's own key)")
+    elif conf_changed:
+        uploads.append((conf_text.encode(), staged_conf))
+        lines.append(f"install -m 600 -o root -g wheel {_q(staged_conf)} {tmp_conf}"
+                     f" && mv -f {tmp_conf} {_q(config_path)}"
                      f" || fail 'cannot install {config_path}'")
         lines.append(f"rm -f {_q(staged_conf)}")
         done.append("config " + ("updated" if conf_info else "installed"))
@@ -185,8 +249,10 @@ def wireguard_tunnel(
             if loaded:  # an old definition is loaded: unload it, launchd loads the new at boot
                 lines.append(f"launchctl bootout {_q(label_target)} 2>/dev/null || true")
             uploads.append((daemon_plist.encode(), staged_plist))
-            lines.append(f"install -m 644 -o root -g wheel {_q(staged_plist)}"
-                         f" {_q(daemon_plist_path)} || fail 'cannot install {daemon_plist_path}'")
+            tmp_plist = _q(f"{daemon_plist_path}.new")
+            lines.append(f"install -m 644 -o root -g wheel {_q(staged_plist)} {tmp_plist}"
+                         f" && mv -f {tmp_plist} {_q(daemon_plist_path)}"
+                         f" || fail 'cannot install {daemon_plist_path}'")
             lines.append(f"rm -f {_q(staged_plist)}")
             done.append("boot daemon " + ("updated" if plist_info else "installed"))
         elif not _root_file_ok(plist_info, "-rw-r--r--"):
@@ -219,6 +285,19 @@ def wireguard_tunnel(
             # never with sudo: pyinfra's sudo upload goes through a temp file in /tmp
             yield FileUploadCommand(io.BytesIO(data), dest, _sudo=False)
     yield StringCommand("\n".join(lines), _sudo=True)
+    if key_path and on_public_key is not None:
+        yield FunctionCommand(_report_public_key, (key_path, prefix, on_public_key), {})
+
+
+def _report_public_key(state, host, key_path: str, prefix: str,
+                       callback: Callable[[str], None]) -> None:
+    """Read the Mac's public key (``wg pubkey < key``) and hand it to ``callback``."""
+    ok, output = host.run_shell_command(
+        StringCommand(f"{_q(prefix + '/bin/wg')} pubkey < {_q(key_path)}"), _sudo=True)
+    public = output.stdout.strip() if ok else ""
+    if not public:
+        raise OperationError(f"cannot read the public key of {key_path}")
+    callback(public)
 
 
 # -- files of the SSH user ------------------------------------------------------------------
@@ -287,7 +366,9 @@ def managed_file(
         return
     if state and not state.get("managed") and not has_backup:
         yield StringCommand("cp", "-p", QuoteString(path), QuoteString(backup))
-    yield FileUploadCommand(io.BytesIO(content.encode()), path)
+    # next to it, then renamed: an interruption never leaves a truncated file
+    yield FileUploadCommand(io.BytesIO(content.encode()), path + NEW_SUFFIX)
+    yield StringCommand("mv", "-f", QuoteString(path + NEW_SUFFIX), QuoteString(path))
 
 
 def _block_text(marker: str, body: str) -> str:

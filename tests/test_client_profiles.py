@@ -162,7 +162,8 @@ def test_blocks_idempotent_and_shells_get_the_contract(tmp_path: Path, awk_bin: 
     mac = FakeMacHome(home, awk_bin)
 
     first = mac.converge()
-    assert first == 5  # private dir, env file, ~/.zshrc, new ~/.bash_profile, ~/.bashrc
+    # private dir, env file (upload + rename), ~/.zshrc, new ~/.bash_profile, ~/.bashrc
+    assert first == 6
     for _ in range(N_RUNS - 1):
         assert mac.converge() == 0  # every further run: nothing to do
 
@@ -200,13 +201,13 @@ def test_profile_only_user_and_claude_withdrawn(tmp_path: Path, awk_bin: Path) -
     home.mkdir()
     (home / ".profile").write_text("export FROM_PROFILE=1\n")
     mac = FakeMacHome(home, awk_bin)
-    assert mac.converge() == 4  # dir, env, ~/.zshrc (created), ~/.profile
+    assert mac.converge() == 5  # dir, env (upload + rename), ~/.zshrc (created), ~/.profile
     assert mac.converge() == 0
     assert not (home / ".bash_profile").exists()
     got = _login_env(["bash", "-l", "-c"], home)
     assert got["FROM_PROFILE"] == "1" and got["OPENAI_API_KEY"] == "ollama"
     assert got["HAS_CLAUDE_OLLAMA"] == "yes"
-    assert mac.converge(claude=False) == 1  # only the env file changes
+    assert mac.converge(claude=False) == 2  # only the env file changes (upload + rename)
     assert "HAS_CLAUDE_OLLAMA" not in _login_env(["bash", "-l", "-c"], home)
     sh = subprocess.run(["sh", "-l", "-c", "echo $OPENAI_API_BASE"], capture_output=True,
                         text=True, env={"HOME": str(home), "PATH": "/usr/bin:/bin"})

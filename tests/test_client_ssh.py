@@ -119,6 +119,18 @@ CLIENT = {
 }
 CONF = "/opt/homebrew/etc/wireguard/wg-ollama.conf"
 PLIST = "/Library/LaunchDaemons/org.self-sovereign-ollama.wireguard.wg-ollama.plist"
+KEY = "/opt/homebrew/etc/wireguard/wg-ollama.key"  # the Mac's own private key (key_on_mac)
+
+
+def mac_key(mac) -> str:
+    return mac.path(KEY).read_text().strip()
+
+
+def installed_conf(mac, plan) -> str:
+    """What the Mac's config must be: the controller's config plus the Mac's own key."""
+    text = peer_config(plan, plan.peer("alice_mac")).reveal()
+    assert "PrivateKey =" not in text  # the controller never has the Mac's private key
+    return text.replace("[Interface]\n", f"[Interface]\nPrivateKey = {mac_key(mac)}\n", 1)
 
 
 @pytest.fixture
@@ -136,8 +148,7 @@ def mac(tmp_path: Path):
 
 def _assert_no_secret(plan, *texts: str) -> None:
     peer = plan.peer("alice_mac")
-    for secret in (peer.private_key.reveal(), peer.preshared_key.reveal(),
-                   plan.router_private_key.reveal()):
+    for secret in (peer.preshared_key.reveal(), plan.router_private_key.reveal()):
         for text in texts:
             assert secret not in text
 
@@ -151,9 +162,19 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     first = pyinfra(inventory, "deploys/client.py", "-v")  # -vvv: every command and output
     assert first.returncode == 0, first.stderr[-4000:] + first.stdout[-4000:]
     plan = the_plan(CLIENT, secrets)
-    expected = peer_config(plan, plan.peer("alice_mac")).reveal()
+    expected = installed_conf(mac, plan)
     cmds = mac.entries()
     _assert_no_secret(plan, first.stdout, first.stderr, json.dumps(cmds))
+    assert mac_key(mac) not in first.stdout + first.stderr + json.dumps(cmds)
+    key_info = mac.run(f"ls -ln {KEY}").stdout.split()
+    assert key_info[0] == "-rw-------" and key_info[2:4] == ["0", "0"]
+    # the controller learnt the public key only (the Mac had no wg before this run: pending,
+    # for the router's next run), and has no private key of this Mac
+    mac_public = subprocess.run(["wg", "pubkey"], input=mac_key(mac) + "\n", text=True,
+                                capture_output=True, check=True).stdout.strip()
+    assert plan.peer("alice_mac").public_key == mac_public
+    assert plan.peer("alice_mac").private_key is None
+    assert not list(secrets.rglob("alice_mac.key"))
     assert all(c["uid"] == 501 for c in cmds)  # the SSH user; root only through sudo
     brew = [c["cmd"] for c in cmds if "/opt/homebrew/bin/brew" in c["cmd"]]
     assert brew and not any("sudo" in c for c in brew)
@@ -194,7 +215,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert second.returncode == 0, second.stderr[-3000:]
     reads = mac.commands()
     assert len(reads) == 2, reads
-    assert reads[1].startswith("sudo -H -n sh -c") and "launchctl print" in reads[1]
+    assert sum(r.startswith("sudo -H -n sh -c") and "launchctl print" in r for r in reads) == 1
     assert "[alice-mac] Success" not in second.stderr
     assert second.stderr.count("[alice-mac] No changes") == 11  # every operation
 
@@ -217,13 +238,30 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     rotated = pyinfra(inventory, "deploys/client.py", "--data", "rotate_peers=alice_mac")
     assert rotated.returncode == 0, rotated.stderr[-3000:]
     new_plan = the_plan(CLIENT, secrets)
-    new_conf = peer_config(new_plan, new_plan.peer("alice_mac")).reveal()
+    new_conf = installed_conf(mac, new_plan)
     assert new_conf != expected
+    assert new_plan.peer("alice_mac").public_key != plan.peer("alice_mac").public_key
     device = mac.run("cat /var/run/wireguard/wg-ollama.name").stdout.strip()
     assert mac.path(f"/run/wireguard/{device}.applied").read_text() == new_conf
     _assert_no_secret(new_plan, rotated.stdout, rotated.stderr)
 
-    # -- the peer is disabled: the tunnel goes, the rest stays
+    # -- the tunnel renamed: the old config, key and LaunchDaemon go, the old tunnel is down
+    renamed = write_inventory(tmp_path / "renamed.py", mac, secrets,
+                              {**CLIENT, "wg_interface_name": "wg-ai"})
+    moved = pyinfra(renamed, "deploys/client.py")
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    for path in (CONF, KEY, PLIST, "/run/wireguard/wg-ollama.name"):
+        assert not mac.path(path).exists(), path
+    for path in ("/opt/homebrew/etc/wireguard/wg-ai.conf", "/opt/homebrew/etc/wireguard/wg-ai.key",
+                 "/Library/LaunchDaemons/org.self-sovereign-ollama.wireguard.wg-ai.plist",
+                 "/run/wireguard/wg-ai.name"):
+        assert mac.path(path).exists(), path
+    back = pyinfra(inventory, "deploys/client.py")  # and back to the default name
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert not mac.path("/opt/homebrew/etc/wireguard/wg-ai.conf").exists()
+    assert mac.path(CONF).exists() and mac.path(KEY).exists()
+
+    # -- the peer is disabled: the tunnel goes, the rest stays (the Mac keeps its key)
     disabled = write_inventory(tmp_path / "disabled.py", mac, secrets,
                                {**CLIENT, "vpn_enabled": False})
     third = pyinfra(disabled, "deploys/client.py")
@@ -231,6 +269,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert not mac.path(CONF).exists() and not mac.path(PLIST).exists()
     assert not mac.path("/run/wireguard/wg-ollama.name").exists()
     assert mac.path("/Users/alice/.config/self-sovereign-ollama/env.sh").exists()
+    assert mac.path(KEY).exists()
 
     # -- uninstall: everything of ours goes, Aider stays (uninstall_aider is off)
     mac.reset_counts()
@@ -239,7 +278,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert mac.path("/Users/alice/.zshrc").read_text() == "export EDITOR=vim\n"
     assert "self-sovereign-ollama" not in mac.path("/Users/alice/.bash_profile").read_text()
     for path in ("/Users/alice/.config/self-sovereign-ollama", "/Users/alice/.aider.conf.yml",
-                 "/Users/alice/Downloads/ai-server-vpn.conf", CONF, PLIST):
+                 "/Users/alice/Downloads/ai-server-vpn.conf", CONF, PLIST, KEY):
         assert not mac.path(path).exists(), path
     assert mac.path("/Users/alice/.local/pipx/venvs/aider-chat").is_dir()
     mac.reset_counts()

@@ -202,17 +202,22 @@ def test_converge_from_factory_state_on_every_host(lab, converged):
     assert run.returncode == 0, output(run)
     for host in ALL_MANAGED:
         assert f"[{host}]" in output(run) and counts[host]["connections"] >= 1, counts
-    # the router: one read, one install, one upload + apply, one confirmation
-    assert counts["router"]["uploads"] == 1, lab.commands("router")
-    assert counts["router"]["execs"] <= 6, lab.commands("router")
-    assert events == ["network reload", "dnsmasq reload", "firewall reload"]
+    # the router: one read, one install, one upload + apply, one confirmation; the lab's Macs
+    # are fresh (no wireguard-tools before this run), so the keys they make during the run reach
+    # the router at its end (deploys/router_late.py): one more read, upload + apply, ifup wg0
+    late = "OpenWrt: add the keys made on" in output(run)
+    assert late, output(run)
+    assert counts["router"]["uploads"] == 2, lab.commands("router")
+    assert counts["router"]["execs"] <= 12, lab.commands("router")
+    assert events == ["network reload", "dnsmasq reload", "firewall reload", "ifup wg0"]
     # the LaunchAgent advice comes with the service's installation; the summary names each host
     assert output(run).count("Ollama runs as a LaunchAgent of") == 1, output(run)
     assert "--> Per host:" in output(run) and "    server   changed: " in output(run)
     netifd = [line.split("] ", 1)[1] for line in lab.router_file("/tmp/lab-standin.log")
               .read_text().splitlines() if "] interface " in line]
     assert {"interface wg0: up", "interface dmz: up"} <= set(netifd), netifd
-    assert not any("restart" in line for line in netifd), netifd  # lan, wan untouched
+    assert not any("restart" in line and "wg0" not in line for line in netifd), netifd  # lan, wan
+    assert [line for line in netifd if "restart" in line] == ["interface wg0: restart"], netifd
     # what the stand-ins built from UCI is really there
     assert lab.live_devices() == {"dmz": "lan4", "lan": "br-lan", "loopback": "lo",
                                   "wan": "wan", "wan6": "wan", "wg0": "wg0"}
@@ -253,7 +258,10 @@ def test_converge_from_factory_state_on_every_host(lab, converged):
         conf = lab.mac_run(client, f"stat -c '%U %a' {WG_CONF} && cat {WG_CONF}", check=True)
         owner, _, text = conf.stdout.partition("\n")
         assert owner == "root 600"
-        assert text == peer_config(plan, plan.peer(client)).reveal()
+        # the controller's config plus the key the Mac made itself (key_on_mac)
+        own = lab.mac_file(client, "/opt/homebrew/etc/wireguard/wg-ollama.key").read_text()
+        assert text == peer_config(plan, plan.peer(client)).reveal().replace(
+            "[Interface]\n", f"[Interface]\nPrivateKey = {own}", 1)
         # wg-quick (the lab's stand-in) REALLY brought the tunnel up in the client's namespace
         dev = lab.mac_file(client, "/var/run/wireguard/wg-ollama.name").read_text().strip()
         assert dev.startswith("utun"), dev

@@ -33,9 +33,9 @@ NETWORK = {
 SERVER = ("ai-server", {"dmz_address": "192.168.100.10"})
 
 
-def make_plan(store: KeyStore, dry: bool = False, **network):
+def make_plan(store: KeyStore, dry: bool = False, key_on_mac: bool = False, **network):
     spec = validate(network={**NETWORK, **network}, router=("router", {}), server=SERVER,
-                    clients=[("alice-mac", {"vpn_name": "alice_mac"})])
+                    clients=[("alice-mac", {"vpn_name": "alice_mac", "key_on_mac": key_on_mac})])
     return materialize(spec, store, dry=dry)
 
 
@@ -81,7 +81,7 @@ def test_png_qr_code_decodes_to_exactly_the_config(store):
     plan = make_plan(store)
     text = peer_config(plan, plan.peer("alice_phone")).reveal()
     png = peer_files.qr_png(text)
-    path = Path(store.root) / "qr.png"
+    path = Path(store.root).parent / "qr.png"
     path.write_bytes(png)
     decoded = subprocess.run(["zbarimg", "--raw", "-q", str(path)], capture_output=True,
                              check=True).stdout.decode()
@@ -97,9 +97,6 @@ def test_peer_files_written_once_with_private_modes(tmp_path, store):
     plan = make_plan(store)
     configs = {"alice_phone": peer_config(plan, plan.peer("alice_phone"))}
     out = tmp_path / "out" / "peers"
-    (out.parent).mkdir()
-    (out).mkdir(mode=0o755)
-    (out / "old_peer.conf").write_text("stale")
 
     def run():
         state = FakeState()
@@ -109,11 +106,12 @@ def test_peer_files_written_once_with_private_modes(tmp_path, store):
         return host, commands
 
     host, commands = run()
-    assert len(commands) == 1
+    assert len(commands) == 1 and not out.exists()  # nothing written before execution
     command = commands[0]
     command.function(*command.args, **command.kwargs)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["alice_phone.conf", "alice_phone.png", "alice_phone.qr.txt"]
+    assert names == [peer_files.MANIFEST, "alice_phone.conf", "alice_phone.png",
+                     "alice_phone.qr.txt"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
     assert (out / "alice_phone.conf").read_text() == configs["alice_phone"].reveal()
@@ -123,8 +121,16 @@ def test_peer_files_written_once_with_private_modes(tmp_path, store):
     assert configs["alice_phone"].reveal() not in repr(configs)
 
 
-def test_rotation_archives_old_keys_and_dry_run_changes_nothing(store):
-    plan = make_plan(store)
+def run(store: KeyStore, key_on_mac: bool = False, **network):
+    """A plan and a successful run: what the deploy's key store operations record."""
+    plan = make_plan(store, key_on_mac=key_on_mac, **network)
+    store.stage(plan.key_changes)
+    store.commit(plan.key_changes)
+    return plan
+
+
+def test_rotation_archives_old_keys_only_after_a_successful_run(store):
+    plan = run(store)
     old = plan.peer("alice_phone")
     dry = make_plan(store, dry=True, rotate_peers=["alice_phone"])
     assert dry.peer("alice_phone").public_key != old.public_key
@@ -132,27 +138,62 @@ def test_rotation_archives_old_keys_and_dry_run_changes_nothing(store):
     assert make_plan(store).peer("alice_phone").public_key == old.public_key
 
     rotated = make_plan(store, rotate_peers="alice_phone")
-    new = rotated.peer("alice_phone")
+    assert not (store.base / "archive").exists()  # planned, not yet applied
+    store.stage(rotated.key_changes)  # the run uploads the new key: kept first
+    assert not (store.base / "archive").exists()
+    # a run that failed after staging: the next run continues with the same new keys
+    again = make_plan(store)
+    assert again.peer("alice_phone").public_key == rotated.peer("alice_phone").public_key
+    store.commit(again.key_changes)
+    new = again.peer("alice_phone")
     assert new.public_key != old.public_key and new.preshared_key != old.preshared_key
     assert new.address == old.address
     archived = list((store.base / "archive").iterdir())
     assert len(archived) == 1 and archived[0].name.endswith("-alice_phone-rotated")
     assert (archived[0] / "alice_phone.key").read_text().strip() == old.private_key.reveal()
-    # the next run without the flag keeps the new keys
-    assert make_plan(store).peer("alice_phone").public_key == new.public_key
+    assert stat.S_IMODE(archived[0].stat().st_mode) == 0o700
+    assert stat.S_IMODE((store.base / "archive").stat().st_mode) == 0o700
+    assert not store.pending.exists()
+    # the next run without the flag keeps the new keys and has nothing to record
+    later = make_plan(store)
+    assert later.peer("alice_phone").public_key == new.public_key and not later.key_changes
     # other peers untouched
-    assert rotated.peer("alice_mac").public_key == plan.peer("alice_mac").public_key
+    assert again.peer("alice_mac").public_key == plan.peer("alice_mac").public_key
 
 
 def test_removed_peer_secrets_are_archived_not_deleted(store):
-    plan = make_plan(store)
+    plan = run(store)
     bob = plan.peer("bob_tablet")
-    make_plan(store, dry=True, vpn_peers=[{"name": "alice_phone"}])
-    assert store.has_peer("bob_tablet")  # a dry run archives nothing
     make_plan(store, vpn_peers=[{"name": "alice_phone"}])
+    assert store.has_peer("bob_tablet")  # building the plan archives nothing
+    run(store, vpn_peers=[{"name": "alice_phone"}])
     assert not store.has_peer("bob_tablet")
     archived = [p for p in (store.base / "archive").iterdir() if "bob_tablet" in p.name]
     assert (archived[0] / "bob_tablet.key").read_text().strip() == bob.private_key.reveal()
+
+
+def test_a_rotation_asked_again_archives_the_staged_key_never_drops_it(store):
+    run(store)
+    first = make_plan(store, rotate_peers="alice_phone")
+    store.stage(first.key_changes)
+    second = make_plan(store, rotate_peers="alice_phone")  # asked again before any success
+    assert second.peer("alice_phone").public_key != first.peer("alice_phone").public_key
+    store.stage(second.key_changes)
+    kept = [p for p in (store.base / "archive").iterdir() if p.name.endswith("-superseded")]
+    assert len(kept) == 1
+    assert (kept[0] / "alice_phone.key").read_text().strip() == \
+        first.peer("alice_phone").private_key.reveal()
+
+
+def test_building_plans_never_writes(tmp_path):
+    store = KeyStore(tmp_path / "secrets")
+    make_plan(store, rotate_peers=["alice_phone"])
+    assert not (tmp_path / "secrets").exists()
+    run(store)
+    snapshot = {p: p.read_bytes() for p in (tmp_path / "secrets").rglob("*") if p.is_file()}
+    make_plan(store, rotate_peers=["alice_phone"], vpn_peers=[{"name": "alice_phone"}])
+    after = {p: p.read_bytes() for p in (tmp_path / "secrets").rglob("*") if p.is_file()}
+    assert after == snapshot
 
 
 def test_unknown_rotation_target_is_an_input_error(store):
@@ -277,3 +318,105 @@ def test_generated_configs_bring_up_a_real_tunnel(store, namespaces):
     ping = namespaces.sh(namespaces.client, f"ping -c 2 -W 1 {plan.vpn_router_address}",
                          check=False)
     assert ping.returncode != 0
+
+
+# -- peers that expire -----------------------------------------------------------------------
+
+def test_expired_peers_leave_the_router_and_keep_their_keys(store):
+    import datetime
+
+    from deploys.expiry import describe
+    from deploys.router_config import desired_router_config
+
+    today = datetime.date.today()
+    yesterday, tomorrow = today - datetime.timedelta(days=1), today + datetime.timedelta(days=1)
+    plan = run(store, vpn_peers=[{"name": "alice_phone", "expires": today.isoformat()},
+                                 {"name": "bob_tablet", "expires": str(yesterday)},
+                                 {"name": "guest", "expires": str(tomorrow)}])
+    assert [p.name for p in plan.enabled_peers] == ["alice_mac", "alice_phone", "guest"]
+    assert plan.peer("bob_tablet").expired and not plan.peer("alice_phone").expired
+    sections = {s["name"] for s in desired_router_config(plan)["sections"]}
+    assert "wgpeer_guest" in sections and "wgpeer_bob_tablet" not in sections
+    assert store.has_peer("bob_tablet")  # keys kept: a new date brings it back unchanged
+    assert "expired on" in describe("bob_tablet", yesterday, True)
+    assert "expires" in describe("guest", tomorrow, True) and "in 1 days" in \
+        describe("guest", tomorrow, True)
+    later = run(store, vpn_peers=[{"name": "alice_phone"}, {"name": "guest"},
+                                  {"name": "bob_tablet", "expires": str(tomorrow)}])
+    assert later.peer("bob_tablet").public_key == plan.peer("bob_tablet").public_key
+    assert "bob_tablet" in [p.name for p in later.enabled_peers]
+
+
+def test_bad_expiry_dates_are_input_errors(store):
+    from deploys.plan import PlanError
+
+    with pytest.raises(PlanError) as info:
+        make_plan(store, vpn_peers=[{"name": "guest", "expires": "31.12.2026"}])
+    assert info.value.errors == ["peer guest: expires: '31.12.2026' (expected a date YYYY-MM-DD)"]
+    spec_error = None
+    try:
+        validate(network=NETWORK, router=("router", {}), server=SERVER,
+                 clients=[("alice-mac", {"vpn_name": "alice_mac", "vpn_expires": 2026})])
+    except PlanError as exc:
+        spec_error = exc.errors
+    assert spec_error == ["alice-mac: vpn_expires: 2026 (expected a date YYYY-MM-DD)"]
+
+
+# -- Macs that make their own key (key_on_mac) ---------------------------------------------
+
+def test_a_mac_with_its_own_key_gets_no_controller_key_and_migrates_in_one_run(store):
+    import dataclasses
+
+    from deploys.mac_keys import with_mac_keys
+
+    old = run(store)  # controller-made key for alice_mac (key_on_mac off)
+    controller_key = old.peer("alice_mac").private_key
+    assert controller_key is not None
+
+    plan = make_plan(store, key_on_mac=True)
+    mac = plan.peer("alice_mac")
+    assert mac.own_key and mac.private_key is None
+    # until the deploy has read the Mac's public key, the plan has none to give the router
+    assert mac.public_key == "" and "alice_mac" not in [p.name for p in plan.enabled_peers]
+    text = peer_config(plan, mac).reveal()
+    assert "PrivateKey =" not in text and "[Interface]\nAddress = " in text
+    assert plan.key_changes.dropped_private == ["alice_mac"]
+    assert with_mac_keys(plan, state=None).peer("alice_mac") == mac  # no pyinfra run: as is
+
+    # what the deploy does when it read the Mac's public key (deploys/mac_keys.py)
+    mac_public = public_key(generate_private_key_for_test())
+    changes = dataclasses.replace(plan.key_changes, new={**plan.key_changes.new,
+                                                         "peers/alice_mac.pub": Secret(mac_public)})
+    store.stage(changes)
+    store.commit(changes)
+    archived = [p for p in (store.base / "archive").iterdir() if p.name.endswith("key-moved")]
+    assert (archived[0] / "alice_mac.key").read_text().strip() == controller_key.reveal()
+    assert not (store.base / "peers" / "alice_mac.key").exists()
+
+    later = make_plan(store, key_on_mac=True)
+    assert later.peer("alice_mac").public_key == mac_public
+    assert "alice_mac" in [p.name for p in later.enabled_peers]
+    assert later.peer("alice_mac").preshared_key == old.peer("alice_mac").preshared_key
+    assert not later.key_changes  # nothing left to record
+
+
+def generate_private_key_for_test():
+    from deploys.keys import generate_private_key
+
+    return generate_private_key()
+
+
+def test_only_macs_the_tool_configures_make_their_own_key(store):
+    spec = validate(network=NETWORK, router=("router", {}), server=SERVER,
+                    clients=[("a-mac", {"vpn_name": "a_mac"}),
+                             ("b-mac", {"vpn_name": "b_mac", "configure_host": False}),
+                             ("c-mac", {"vpn_name": "c_mac", "key_on_mac": False})])
+    plan = materialize(spec, store)
+    assert plan.peer("a_mac").own_key and plan.peer("a_mac").private_key is None
+    for name in ("b_mac", "c_mac"):
+        assert not plan.peer(name).own_key and plan.peer(name).private_key is not None
+    from deploys.plan import PlanError
+
+    with pytest.raises(PlanError, match="a-mac: key_on_mac: 'yes' \\(expected True or False"):
+        validate(network=NETWORK, router=("router", {}), server=SERVER,
+                 clients=[("a-mac", {"key_on_mac": "yes"})])

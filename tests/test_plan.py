@@ -178,6 +178,7 @@ def test_all_errors_are_reported_at_once():
 def test_materialize_assigns_stable_addresses(tmp_path):
     store = KeyStore(tmp_path / "secrets")
     plan = materialize(validate(**parts()), store)
+    store.commit(plan.key_changes)  # what a successful run records
     addresses = {p.name: str(p.address) for p in plan.peers}
     # bob's explicit .3 is skipped; the others get the lowest free addresses
     assert addresses == {"alice_mac": "10.10.10.2", "bob_mac": "10.10.10.3",
@@ -194,9 +195,10 @@ def test_materialize_assigns_stable_addresses(tmp_path):
 
 def test_materialize_releases_removed_peers_addresses(tmp_path):
     store = KeyStore(tmp_path / "secrets")
-    materialize(validate(**parts()), store)
+    store.commit(materialize(validate(**parts()), store).key_changes)
     plan = materialize(validate(**parts(clients=[("bob-mac", {"vpn_address": "10.10.10.3"})])),
                        store)
+    store.commit(plan.key_changes)
     assert str(plan.peer("alice_phone").address) == "10.10.10.4"
     assert set(store.assigned_addresses()) == {"alice_phone"}
 
@@ -217,6 +219,7 @@ def test_peer_bringing_its_own_key_has_no_private_key(tmp_path):
                        KeyStore(tmp_path))
     peer = plan.peer("a_mac")
     assert peer.public_key == pub and peer.private_key is None
+    KeyStore(tmp_path).commit(plan.key_changes)
     assert not (tmp_path / "wireguard" / "peers" / "a_mac.key").exists()
     assert (tmp_path / "wireguard" / "peers" / "a_mac.psk").exists()
 

@@ -96,9 +96,13 @@ def make_plan(tmp_path: Path, clients=(("alice-mac", {"vpn_name": "alice_mac"}),
         network={**NETWORK, **network},
         router=("router", {}),
         server=("ai-server", {"dmz_address": "192.168.100.10", "dmz_mac": "52:54:00:a1:00:10"}),
-        clients=list(clients),
+        # controller-made keys: no Mac here to make its own (key_on_mac: tests/test_client_ssh)
+        clients=[(name, {"key_on_mac": False, **data}) for name, data in clients],
     )
-    return materialize(spec, KeyStore(tmp_path / "secrets"))
+    store = KeyStore(tmp_path / "secrets")
+    plan = materialize(spec, store)
+    store.commit(plan.key_changes)  # the keys a successful run records (plans never write)
+    return plan
 
 
 def converge(router: Router, plan):

@@ -41,7 +41,8 @@ def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def plan_for(secrets: Path, clients, peers):
     spec = validate(
         network={**NETWORK, "vpn_peers": peers}, router=("router", {}),
-        server=("ai-server", SERVER), clients=clients,
+        server=("ai-server", SERVER),
+        clients=[(n, {"key_on_mac": False, **d}) for n, d in clients],  # no Mac to make keys
     )
     return materialize(spec, KeyStore(secrets))
 

@@ -88,7 +88,8 @@ def pipx() -> str:
 
 def client_formulae(tunnel: bool = False) -> dict:
     """Homebrew formulae a client Mac needs (``machine.json``'s ``homebrew.formulae``)."""
-    wg: dict = {"bin/wg-quick": wg_quick(tunnel), "bin/wg": None}
+    # a real wg: the Mac makes its own key (wg genkey/pubkey, key_on_mac)
+    wg: dict = {"bin/wg-quick": wg_quick(tunnel), "bin/wg": {"symlink": "/usr/bin/wg"}}
     formulae: dict = {
         "wireguard-tools": {"files": wg},
         "bash": {"files": {"bin/bash": {"symlink": "/usr/bin/bash"}}},
@@ -97,7 +98,6 @@ def client_formulae(tunnel: bool = False) -> dict:
                         "files": {"bin/python3.12": {"symlink": "/usr/bin/python3"}}},
     }
     if tunnel:
-        wg["bin/wg"] = {"symlink": "/usr/bin/wg"}
         formulae["wireguard-go"] = {
             "files": {"bin/wireguard-go": {"symlink": "/usr/bin/wireguard-go"}}}
     return formulae

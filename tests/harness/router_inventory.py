@@ -27,7 +27,7 @@ _net = {network!r}
 router = [("router", {{**{router!r}, **_net}})]
 server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **{server!r}}})]
 clients = [
-    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **data}})
+    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, "key_on_mac": False, **_net, **data}})
     for name, data in {clients!r}
 ]
 """
