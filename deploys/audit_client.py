@@ -63,9 +63,14 @@ def audit_client(host: Any, plan: Any) -> HostAudit:
         for e in errors:
             audit.add("data", "inventory", "drift", e)
         return audit
+    from deploys.mac_keys import key_path
+
+    peer = next((p for p in plan.peers if p.host == host.name), None)
+    own_key = bool(peer is not None and peer.own_key)
     fact = host.get_fact(ClientAudit, config=settings.wireguard_config,
                          interface=settings.wg_interface_name, label=settings.daemon_label,
-                         plist=settings.daemon_plist, prefix=settings.homebrew_prefix)
+                         plist=settings.daemon_plist, prefix=settings.homebrew_prefix,
+                         key=key_path(settings) if own_key else None)
     return audit_client_state(host.name, settings, plan, fact)
 
 
@@ -110,7 +115,15 @@ def audit_client_state(host: str, settings: ClientSettings, plan: Any,
                 problems.append(f"mode {f.get('mode')}, plan -rw------- (600)")
             if f.get("uid") != "0":
                 problems.append(f"owner uid {f.get('uid')}, plan root")
-            if f.get("sha256") != _sha(peer_config(plan, peer)):
+            if peer.own_key:  # the Mac's own key: compared without its PrivateKey line, on the Mac
+                if tunnel.get("config_sha256_nokey") != _sha(peer_config(plan, peer)):
+                    problems.append("content differs from the plan's config for "
+                                    f"{peer.name} (address, endpoint, routes or keys)")
+                if not tunnel.get("key_in_config"):
+                    problems.append("the config does not hold the Mac's own key")
+                if peer.public_key and tunnel.get("public_key") != peer.public_key:
+                    problems.append(f"the Mac's key is not {peer.name}'s key on the router")
+            elif f.get("sha256") != _sha(peer_config(plan, peer)):
                 problems.append("content differs from the plan's config for "
                                 f"{peer.name} (keys, address, endpoint or routes)")
             keys = tunnel.get("peer_public_keys") or []

@@ -25,8 +25,9 @@ _SEP = "##pyinfra-client-audit##"
 
 
 def audit_script(prefix: str, interface: str, config: str, label: str,
-                 plist: str | None = None) -> str:
-    tunnel = TunnelState().command(interface=interface, config=config, label=label, plist=plist)
+                 plist: str | None = None, key: str | None = None) -> str:
+    tunnel = TunnelState().command(interface=interface, config=config, label=label, plist=plist,
+                                   key=key, wg=f"{prefix}/bin/wg" if key else None)
     conf = shlex.quote(config)
     peer_keys = (f"[ -f {conf} ] && sed -n 's/^[[:space:]]*PublicKey[[:space:]]*=[[:space:]]*"
                  f"//p' {conf} | while read -r k; do printf 'peerkey\\t%s\\n' \"$k\"; done; true")
@@ -60,7 +61,8 @@ class ClientAudit(FactBase):
     "peer_public_keys": [<router public key in the config>]}, "complete": bool}``.
 
     Arguments as :class:`facts.client.TunnelState` (``interface``, ``config``, ``label``,
-    ``plist``) plus ``prefix`` (Homebrew, ``/opt/homebrew``)."""
+    ``plist``, ``key``: the Mac's own private key file, for ``config_sha256_nokey``,
+    ``key_in_config`` and ``public_key``) plus ``prefix`` (Homebrew, ``/opt/homebrew``)."""
 
     @staticmethod
     def default() -> dict:
@@ -68,8 +70,9 @@ class ClientAudit(FactBase):
 
     def command(self, config: str, interface: str = "wg-ollama",
                 label: str = "org.self-sovereign-ollama.wireguard.wg-ollama",
-                plist: str | None = None, prefix: str = "/opt/homebrew") -> str:
-        return audit_script(prefix, interface, config, label, plist)
+                plist: str | None = None, prefix: str = "/opt/homebrew",
+                key: str | None = None) -> str:
+        return audit_script(prefix, interface, config, label, plist, key)
 
     def process(self, output: list[str]) -> dict[str, Any]:
         return parse_audit(output)

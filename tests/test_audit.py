@@ -43,7 +43,8 @@ def make_plan(tmp_path: Path):
     spec = validate(
         network=NETWORK, router=("router", {}),
         server=("ai-server", {"dmz_address": "192.168.100.10", "dmz_mac": "52:54:00:a1:00:10"}),
-        clients=[("alice-mac", {"vpn_name": "alice_mac"}), ("bob-mac", {"vpn_name": "bob_mac"})],
+        clients=[("alice-mac", {"vpn_name": "alice_mac", "key_on_mac": False}),
+                 ("bob-mac", {"vpn_name": "bob_mac", "key_on_mac": False})],
     )
     return materialize(spec, KeyStore(tmp_path / "secrets"))
 

@@ -40,7 +40,7 @@ NETWORK = {
 def plan(tmp_path):
     spec = validate(network=NETWORK, router=("router", {}),
                     server=("ai-server", {"dmz_address": "192.168.100.10"}),
-                    clients=[("alice-mac", {"vpn_name": "alice_mac"})])
+                    clients=[("alice-mac", {"vpn_name": "alice_mac", "key_on_mac": False})])
     return materialize(spec, KeyStore(tmp_path / "secrets"))
 
 

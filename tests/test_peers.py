@@ -352,14 +352,14 @@ def test_bad_expiry_dates_are_input_errors(store):
 
     with pytest.raises(PlanError) as info:
         make_plan(store, vpn_peers=[{"name": "guest", "expires": "31.12.2026"}])
-    assert info.value.errors == ["peer guest: expires: '31.12.2026' (expected a date YYYY-MM-DD)"]
+    assert info.value.errors == ["peer guest: expires: '31.12.2026' (expected an ISO date 'YYYY-MM-DD')"]
     spec_error = None
     try:
         validate(network=NETWORK, router=("router", {}), server=SERVER,
                  clients=[("alice-mac", {"vpn_name": "alice_mac", "vpn_expires": 2026})])
     except PlanError as exc:
         spec_error = exc.errors
-    assert spec_error == ["alice-mac: vpn_expires: 2026 (expected a date YYYY-MM-DD)"]
+    assert spec_error == ["alice-mac: vpn_expires: 2026 (expected an ISO date 'YYYY-MM-DD')"]
 
 
 # -- Macs that make their own key (key_on_mac) ---------------------------------------------
