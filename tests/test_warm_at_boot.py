@@ -126,7 +126,9 @@ def test_models_are_loaded_whenever_ollama_starts(lab: Launchd, tmp_path: Path) 
         assert json.load(resp)["status"] == "success"
     wanted["qwen3:latest"] = 16384
     assert _wait(lambda: _ps(port) == wanted), warm_log.read_text()
-    assert loaded_lines() == 3  # only the one that had failed is logged again
+    # only the one that had failed is logged again (the line follows the load: wait for it)
+    assert _wait(lambda: loaded_lines() >= 3), warm_log.read_text()
+    assert loaded_lines() == 3
     time.sleep(POLL * 8)  # steady state: nothing to do, nothing logged
     assert loaded_lines() == 3 and warm_log.read_text().count("FAILED") == 1
 
