@@ -128,7 +128,8 @@ def _with_mac_keys(plan: Plan, state) -> Plan:
 def _with_key(peer, plan: Plan, state, changes: KeyChanges):
     if not peer.own_key or peer.host is None or state is None:
         return peer
-    host = next((h for h in state.activated_hosts if h.name == peer.host), None)
+    # (a state without hosts: not a pyinfra run, e.g. a test's stand-in state)
+    host = next((h for h in getattr(state, "activated_hosts", ()) if h.name == peer.host), None)
     if host is None or not getattr(host, "connected", False) \
             or not host.data.get("configure_host", True):
         return peer  # not in this run: its last known public key

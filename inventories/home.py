@@ -49,7 +49,9 @@ server = [
             # models to have; "warm" ones are loaded with the clients' context length
             "ollama_models": [{"name": "qwen2.5-coder:32b", "warm": True}, "llama3.2"],
             "ollama_keep_alive": "24h",
-            "ollama_context_length": 32768,
+            # one context size (tokens) for every model that declares none; Claude Code
+            # (group_data/clients.py) needs at least 65536
+            "ollama_context_length": 65536,
             # "haproxy": only the API allowlist reaches Ollama (which then listens on 127.0.0.1)
             "proxy": None,
         },

@@ -107,7 +107,8 @@ def pyinfra(inventory: Path, deploy: str, *args: str) -> subprocess.CompletedPro
 def the_plan(inventory_client: dict, secrets: Path, network: dict | None = None):
     net = {**NETWORK, **(network or {})}
     spec = validate(network=net, router=("router", {}),
-                    server=("ai-server", {"dmz_address": "192.168.100.10"}),
+                    server=("ai-server", {"dmz_address": "192.168.100.10",
+                                          "ollama_context_length": 65536}),  # Claude: >= 64k
                     clients=[("alice-mac", {"vpn_name": "alice_mac", **inventory_client})])
     return materialize(spec, KeyStore(str(secrets)), dry=True)
 
@@ -217,7 +218,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert len(reads) == 2, reads
     assert sum(r.startswith("sudo -H -n sh -c") and "launchctl print" in r for r in reads) == 1
     assert "[alice-mac] Success" not in second.stderr
-    assert second.stderr.count("[alice-mac] No changes") == 11  # every operation
+    assert second.stderr.count("[alice-mac] No changes") == 12  # every operation
 
     # -- a reboot: launchd loads the LaunchDaemon, which brings the tunnel up again
     boot = mac.run("rm -f /run/wireguard/*; launchctl standin-boot")
