@@ -96,7 +96,7 @@ def audit_client_state(host: str, settings: ClientSettings, plan: Any,
 
     # -- the tunnel -------------------------------------------------------------------------
     conf = settings.wireguard_config
-    if peer.private_key is None:
+    if peer.private_key is None and not peer.own_key:
         audit.add("tunnel", conf, "info", f"peer {peer.name} brings its own key: its tunnel "
                   "config is not managed")
     elif not tunnel.get("readable"):
