@@ -12,22 +12,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from tests.harness.openwrt_host import REPO
-from tests.lab.lab import LabState, cleanup, requirements_missing_lab, stop_supervisor
-from tests.lab.topology import stale_prefixes
+from tests.harness.lab_session import lab_up, require_lab, run_pyinfra
+from tests.lab.lab import LabState
 from tests.lab.tunnels import RoleTunnel
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh]
 
-_MISSING = requirements_missing_lab()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the lab cannot run in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"the lab cannot run here: {_MISSING}", allow_module_level=True)
+require_lab()
 
 PREFIX_BASE = "ssola"
 PREFIX = f"{PREFIX_BASE}{os.getpid()}-"
@@ -36,42 +30,24 @@ PLIST = "/Users/admin/Library/LaunchAgents/com.ollama.plist"
 WG_CONF = "/opt/homebrew/etc/wireguard/wg-ollama.conf"
 
 
-def pyinfra(lab_dir, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyinfra", "inventories/lab.py", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=600, input="\n",
-        env={**os.environ, "SSOL_LAB_DIR": str(lab_dir), "PYTHONDONTWRITEBYTECODE": "1"})
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    for stale in stale_prefixes(PREFIX_BASE):
-        cleanup(stale)
     directory = tmp_path_factory.mktemp("lab")
-    up = subprocess.run(
-        [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
-         "--watch-pid", str(os.getpid()), "--env", "LAB_HOST_DIR={dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        run = pyinfra(directory, "deploys/all.py", "-y")
+    with lab_up(directory, PREFIX_BASE) as state:
+        run = run_pyinfra(directory, "deploys/all.py", "-y")
         assert run.returncode == 0, run.stdout + run.stderr
-        state = LabState(directory)
         for client in ("client1", "client2"):
             tunnel = RoleTunnel(state, client)
             tunnel.refresh()
             assert tunnel.wait_handshake()
         yield state
-    finally:
-        stop_supervisor(directory, PREFIX)
 
 
 def audit(lab: LabState, tmp_path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     out = tmp_path / "audit.json"
     if out.exists():
         out.unlink()
-    run = pyinfra(lab.dir, "deploys/audit.py", "--data", f"audit_json={out}", *args)
+    run = run_pyinfra(lab.dir, "deploys/audit.py", "--data", f"audit_json={out}", *args)
     return run, json.loads(out.read_text()) if out.exists() else {}
 
 
@@ -103,7 +79,7 @@ def test_converged_network_has_no_drift_one_read_per_host(lab, tmp_path):
 
 
 def test_the_table_and_exit_code(lab):
-    run = pyinfra(lab.dir, "deploys/audit.py", "--dry")
+    run = run_pyinfra(lab.dir, "deploys/audit.py", "--dry")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "router (router): no drift" in run.stdout
     assert run.stdout.strip().endswith("audit: 4 host(s), no drift")

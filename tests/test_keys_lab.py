@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.harness.argv_sampler import ArgvSampler
-from tests.harness.openwrt_host import REPO
-from tests.lab.lab import LabState, cleanup, requirements_missing_lab, stop_supervisor
-from tests.lab.topology import stale_prefixes
+from tests.harness.lab_session import lab_up, require_lab, run_pyinfra
+from tests.lab.lab import LabState
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh]
 
-_MISSING = requirements_missing_lab()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the lab cannot run in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"the lab cannot run here: {_MISSING}", allow_module_level=True)
+require_lab()
 
 PREFIX_BASE = "ssolk"
 PREFIX = f"{PREFIX_BASE}{os.getpid()}-"
@@ -35,25 +29,13 @@ KEY = "/opt/homebrew/etc/wireguard/wg-ollama.key"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    for stale in stale_prefixes(PREFIX_BASE):
-        cleanup(stale)
     directory = tmp_path_factory.mktemp("keylab")
-    up = subprocess.run(
-        [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
-         "--watch-pid", str(os.getpid()), "--env", "LAB_HOST_DIR={dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield LabState(directory)
-    finally:
-        stop_supervisor(directory, PREFIX)
+    with lab_up(directory, PREFIX_BASE) as state:
+        yield state
 
 
 def pyinfra(lab: LabState, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyinfra", INVENTORY, *args], cwd=REPO, capture_output=True,
-        text=True, timeout=400, stdin=subprocess.DEVNULL,
-        env={**os.environ, "SSOL_LAB_DIR": str(lab.dir), "PYTHONDONTWRITEBYTECODE": "1"})
+    return run_pyinfra(lab.dir, *args, inventory=INVENTORY, timeout=400, stdin=None)
 
 
 def store_snapshot(root: Path) -> dict[str, bytes]:

@@ -28,25 +28,16 @@ from deploys.peers import peer_config
 from deploys.plan import NETWORK_DEFAULTS, materialize, validate
 from firewall import build
 from firewall.proof import check
+from tests.harness.lab_session import lab_up, require_lab, run_pyinfra
 from tests.harness.openwrt_host import REPO, _tool
-from tests.lab.lab import (
-    ALL_MANAGED,
-    LabState,
-    cleanup,
-    requirements_missing_lab,
-    stop_supervisor,
-)
+from tests.lab.lab import ALL_MANAGED, LabState, cleanup
 from tests.lab.probes import PROBE_ALLOWED, catalogue, run_probes, start_listeners
 from tests.lab.topology import stale_prefixes
 from tests.lab.tunnels import PeerTunnel, RoleTunnel
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh]
 
-_MISSING = requirements_missing_lab()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the lab cannot run in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"the lab cannot run here: {_MISSING}", allow_module_level=True)
+require_lab()
 
 #: per test run, so that concurrent runs (several developers on one machine) never collide;
 #: leftovers of crashed runs are found by the dead pid in the name
@@ -67,29 +58,15 @@ WG_CONF = "/opt/homebrew/etc/wireguard/wg-ollama.conf"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    for stale in stale_prefixes(PREFIX_BASE):
-        cleanup(stale)
     directory = tmp_path_factory.mktemp("lab")
-    up = subprocess.run(
-        [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
-         "--watch-pid", str(os.getpid()), "--env", "LAB_HOST_DIR={dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield LabState(directory)
-    finally:
-        stop_supervisor(directory, PREFIX)
+    with lab_up(directory, PREFIX_BASE) as state:
+        yield state
 
 
 def pyinfra(lab: LabState, *args: str, inventory: str = INVENTORY
             ) -> subprocess.CompletedProcess[str]:
     """``pyinfra <inventory> deploys/all.py ARGS`` against the lab, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "pyinfra", inventory, "deploys/all.py", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300, input="\n",
-        env={**os.environ, "SSOL_LAB_DIR": str(lab.dir), "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    return run_pyinfra(lab.dir, "deploys/all.py", *args, inventory=inventory, timeout=300)
 
 
 def output(run: subprocess.CompletedProcess[str]) -> str:

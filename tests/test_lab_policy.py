@@ -27,20 +27,16 @@ from deploys.plan import NETWORK_DEFAULTS, materialize, validate
 from deploys.router_config import access_rules
 from firewall import Flow, build
 from firewall.proof import prove
+from tests.harness.lab_session import lab_up, require_lab
 from tests.harness.openwrt_host import REPO
 from tests.lab import topology as t
-from tests.lab.lab import LabState, cleanup, requirements_missing_lab, stop_supervisor
+from tests.lab.lab import LabState
 from tests.lab.probes import PROBE_ALLOWED, start_listeners
-from tests.lab.topology import stale_prefixes
 from tests.lab.tunnels import RoleTunnel
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh]
 
-_MISSING = requirements_missing_lab()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the lab cannot run in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"the lab cannot run here: {_MISSING}", allow_module_level=True)
+require_lab()
 
 PREFIX_BASE = "ssolp"
 PREFIX = f"{PREFIX_BASE}{os.getpid()}-"
@@ -57,19 +53,9 @@ POLICY_TESTS = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    for stale in stale_prefixes(PREFIX_BASE):
-        cleanup(stale)
     directory = tmp_path_factory.mktemp("lab")
-    up = subprocess.run(
-        [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
-         "--watch-pid", str(os.getpid()), "--env", "LAB_HOST_DIR={dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        yield LabState(directory)
-    finally:
-        stop_supervisor(directory, PREFIX)
+    with lab_up(directory, PREFIX_BASE) as state:
+        yield state
 
 
 def lab_plan(lab: LabState) -> Any:

@@ -352,7 +352,8 @@ def test_bad_expiry_dates_are_input_errors(store):
 
     with pytest.raises(PlanError) as info:
         make_plan(store, vpn_peers=[{"name": "guest", "expires": "31.12.2026"}])
-    assert info.value.errors == ["peer guest: expires: '31.12.2026' (expected an ISO date 'YYYY-MM-DD')"]
+    assert info.value.errors == [
+        "peer guest: expires: '31.12.2026' (expected an ISO date 'YYYY-MM-DD')"]
     spec_error = None
     try:
         validate(network=NETWORK, router=("router", {}), server=SERVER,

@@ -17,20 +17,16 @@ import sys
 
 import pytest
 
+from tests.harness.lab_session import lab_up, require_lab, run_pyinfra
 from tests.harness.openwrt_host import REPO
 from tests.lab import topology as t
-from tests.lab.lab import LabState, cleanup, requirements_missing_lab, stop_supervisor
+from tests.lab.lab import LabState
 from tests.lab.probes import PROBE_ALLOWED, VPN_ROUTER, start_listeners
-from tests.lab.topology import stale_prefixes
 from tests.lab.tunnels import RoleTunnel
 
 pytestmark = [pytest.mark.lab, pytest.mark.ssh]
 
-_MISSING = requirements_missing_lab()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the lab cannot run in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"the lab cannot run here: {_MISSING}", allow_module_level=True)
+require_lab()
 
 PREFIX_BASE = "ssolv"
 PREFIX = f"{PREFIX_BASE}{os.getpid()}-"
@@ -39,25 +35,11 @@ OLLAMA = f"http://{t.SERVER_ADDRESS}:11434"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    for stale in stale_prefixes(PREFIX_BASE):
-        cleanup(stale)
     directory = tmp_path_factory.mktemp("lab")
-    up = subprocess.run(
-        [sys.executable, "-m", "tests.lab", "up", "--dir", str(directory), "--prefix", PREFIX,
-         "--watch-pid", str(os.getpid()), "--env", "LAB_HOST_DIR={dir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
-    )
-    assert up.returncode == 0, up.stdout + up.stderr
-    try:
-        state = LabState(directory)
-        run = subprocess.run(
-            [sys.executable, "-m", "pyinfra", "inventories/lab.py", "deploys/all.py", "-y"],
-            cwd=REPO, capture_output=True, text=True, timeout=600, input="\n",
-            env={**os.environ, "SSOL_LAB_DIR": str(directory), "PYTHONDONTWRITEBYTECODE": "1"})
+    with lab_up(directory, PREFIX_BASE) as state:
+        run = run_pyinfra(directory, "deploys/all.py", "-y")
         assert run.returncode == 0, run.stdout + run.stderr
         yield state
-    finally:
-        stop_supervisor(directory, PREFIX)
 
 
 @pytest.fixture(scope="module")
