@@ -12,6 +12,9 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
     pyinfra inventories/home.py deploys/all.py --limit router
 """
 
+import signal
+import sys
+
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
@@ -20,6 +23,17 @@ from deploys.plan import current_plan
 from deploys.router_config import PACKAGES, current_defaults_forward, desired_router_config
 from facts.openwrt import OpenWrtState
 from operations import openwrt, peer_files, uci
+
+
+# Ctrl-C must not look like success: pyinfra's own handler exits 0 ("Exiting upon user
+# request!"). Whatever the router was doing finishes on its own (the apply script ignores the
+# hang-up) and the next run settles it.
+def _interrupted(signum, frame):  # pragma: no cover - signal handler
+    print("Interrupted: exiting with status 130; run again to settle the router", file=sys.stderr)
+    sys.exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted)
 
 plan = current_plan()
 state = host.get_fact(OpenWrtState)
@@ -38,6 +52,7 @@ openwrt.packages(
 uci.converge(
     name="OpenWrt: WireGuard, DMZ, firewall (uci)",
     state=state,
+    rollback_seconds=host.data.get("rollback_seconds", uci.ROLLBACK_SECONDS),
     **desired_router_config(plan, current_defaults_forward(state["config"])),
 )
 

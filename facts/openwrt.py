@@ -31,12 +31,16 @@ PACKAGES = ("network", "firewall", "dhcp")
 ANONYMOUS_ID = re.compile(r"^cfg[0-9a-f]{6}$")
 
 # awk program run on the router: replace secret option values by their sha256 fingerprint.
-# Keys are base64, so they are safe to put in single quotes; anything else is not hashed.
+# The value never reaches a command line: awk writes it to the file ``tmp`` (inside a fresh
+# mode-700 ``mktemp -d`` directory) and ``sha256sum`` reads that file on stdin, so only the
+# file's *name* is in any process's argv. Values that are not base64 are not hashed.
 _HASH_SECRETS_AWK = r"""
 ($1 == "option" || $1 == "list") && ($2 == "private_key" || $2 == "preshared_key") {
     v = $0; sub(/^[^']*'/, "", v); sub(/'$/, "", v)
-    if (v ~ /^[A-Za-z0-9+\/=]*$/) {
-        cmd = "printf %s '" v "' | sha256sum"; cmd | getline h; close(cmd)
+    if (v ~ /^[A-Za-z0-9+\/=]*$/ && tmp != "") {
+        printf "%s", v > tmp; close(tmp)
+        cmd = "sha256sum < '" tmp "'"; h = ""; cmd | getline h; close(cmd)
+        printf "" > tmp; close(tmp)
         split(h, a, " "); print "\t" $1 " " $2 " 'sha256:" a[1] "'"
     } else { print "\t" $1 " " $2 " 'sha256:unreadable'" }
     next
@@ -44,9 +48,30 @@ _HASH_SECRETS_AWK = r"""
 { print }
 """
 
+#: Shell: ``$k`` = a fresh mode-700 temp dir for :data:`_HASH_SECRETS_AWK` (removed after use).
+_HASH_TMPDIR = 'k=$(umask 077; mktemp -d /tmp/pyinfra-hash.XXXXXX) || k=""'
+_HASH_TMPDIR_END = '{ [ -z "$k" ] || rm -rf "$k"; }'
+
 _REDACT_CHANGES_SED = r"s/\.(private_key|preshared_key)([+-]?=).*/.\1\2'<redacted>'/"
 
 _SEP = "##pyinfra-openwrt##"
+
+#: The private (mode 700) directory of ``operations.uci.converge`` on the router.
+APPLY_DIR = "/tmp/pyinfra-apply"
+
+# What earlier applies left on the router (see operations/uci.py for the layout): armed
+# guards, rollbacks that happened, committed-but-not-live changes and our own leftovers.
+# Only names, timestamps and checksums are printed, never a staged value.
+_SAFETY_SCRIPT = f"""d={APPLY_DIR}; echo "now $(date +%s)"
+for g in "$d"/guard-*; do [ -d "$g" ] || continue
+ a=""; [ -f "$g/armed" ] && a=$(cat "$g/armed"); i=$(cat "$g/intent" 2>/dev/null)
+ echo "guard ${{g##*/guard-}} armed=${{a:+1}} $a intent=$i"; done
+for f in "$d"/rolled-back-*; do [ -f "$f" ] && echo "rolledback $(cat "$f")"; done
+for f in "$d"/notlive-*; do [ -f "$f" ] &&
+ echo "notlive ${{f##*/notlive-}} $(tr '\\n' ';' < "$f")"; done
+for f in "$d"/save-* "$d"/apply-*.sh; do [ -e "$f" ] && echo "leftover ${{f##*/}}"; done
+[ -d "$d/lock" ] && echo "lock $(cat "$d/lock/pid" 2>/dev/null)"
+true"""
 
 # Prints the package manager's name, then its list of installed packages.
 _LIST_PACKAGES = (
@@ -64,7 +89,7 @@ def _state_script(packages: tuple[str, ...]) -> str:
     return "; ".join(
         [
             # the private directory the uci apply script is later uploaded to
-            "(umask 077; mkdir -p /tmp/pyinfra-apply)",
+            f"(umask 077; mkdir -p {APPLY_DIR})",
             f"echo {shlex.quote(_SEP + 'release')}",
             "cat /etc/openwrt_release 2>/dev/null",
             f"echo {shlex.quote(_SEP + 'os-release')}",
@@ -73,10 +98,14 @@ def _state_script(packages: tuple[str, ...]) -> str:
             _LIST_PACKAGES,
             f"echo {shlex.quote(_SEP + 'pending')}",
             f"uci changes 2>/dev/null | sed -E {sed}",
+            _HASH_TMPDIR,
             f"for p in {pkgs}; do echo {shlex.quote(_SEP + 'export')} $p; "
-            f"uci -n export $p 2>/dev/null | awk {awk}; done",
+            f'uci -n export $p 2>/dev/null | awk -v tmp="${{k:+$k/v}}" {awk}; done',
+            _HASH_TMPDIR_END,
             f"echo {shlex.quote(_SEP + 'checksum')}",
             f"for p in {pkgs}; do uci -n export $p 2>/dev/null; done | sha256sum",
+            f"echo {shlex.quote(_SEP + 'safety')}",
+            _SAFETY_SCRIPT,
             f"echo {shlex.quote(_SEP + 'end')}",
         ]
     )
@@ -226,6 +255,7 @@ def parse_state(lines: list[str]) -> dict[str, Any]:
             parsed = parse_uci_export(body)
             config[name] = parsed.get(name, [])
     checksum = (blocks.get("checksum") or [""])[0].split(" ")[0]
+    safety = parse_safety(blocks.get("safety", []))
     return {
         "release": release,
         "package_manager": manager if manager in ("opkg", "apk") else None,
@@ -233,8 +263,68 @@ def parse_state(lines: list[str]) -> dict[str, Any]:
         "pending": [line for line in blocks.get("pending", []) if line.strip()],
         "config": config,
         "checksum": checksum,
+        "safety": safety,
         "complete": "end" in blocks,
     }
+
+
+_TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def _fields(words: list[str]) -> dict[str, str]:
+    return dict(w.split("=", 1) for w in words if "=" in w)
+
+
+def parse_safety(lines: list[str]) -> dict[str, Any]:
+    """What earlier applies left behind, from the ``safety`` block of the state read::
+
+        {"now": 1733430000,
+         "guards": [{"token", "armed": bool, "when": int, "seconds": int, "age": int,
+                     "packages": [...], "intent": "<sha256 of the config it committed>"}],
+         "rollbacks": [{"token", "when": int, "reason": str, "restored": [...]}],
+         "not_live": [{"token", "reload": ["/etc/init.d/network reload", "ifup wg0", ...]}],
+         "leftovers": ["save-<token>", "apply-<token>.sh", ...],
+         "lock": "<pid>" | None}
+    """
+    out: dict[str, Any] = {"now": 0, "guards": [], "rollbacks": [], "not_live": [],
+                           "leftovers": [], "lock": None}
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        kind, rest = words[0], words[1:]
+        if kind == "now" and rest and rest[0].isdigit():
+            out["now"] = int(rest[0])
+        elif kind == "guard" and rest and _TOKEN.match(rest[0]):
+            f = _fields(rest[1:])
+            when = int(f.get("when", "0") or 0) if f.get("when", "0").isdigit() else 0
+            out["guards"].append({
+                "token": rest[0],
+                "armed": f.get("armed") == "1",
+                "when": when,
+                "seconds": int(f["seconds"]) if f.get("seconds", "").isdigit() else 0,
+                "age": max(0, out["now"] - when) if when else 0,
+                "packages": [p for p in f.get("packages", "").split(",") if p],
+                "intent": f.get("intent", ""),
+            })
+        elif kind == "rolledback":
+            f = _fields(rest)
+            if _TOKEN.match(f.get("token", "")):
+                out["rollbacks"].append({
+                    "token": f["token"],
+                    "when": int(f["when"]) if f.get("when", "").isdigit() else 0,
+                    "reason": f.get("reason", "timer").replace("_", " "),
+                    "restored": [p for p in f.get("restored", "").split(",") if p],
+                })
+        elif kind == "notlive" and rest and _TOKEN.match(rest[0]):
+            cmds = " ".join(rest[1:]).split(";")
+            out["not_live"].append({"token": rest[0],
+                                    "reload": [c.strip() for c in cmds if c.strip()]})
+        elif kind == "leftover" and rest:
+            out["leftovers"].append(rest[0])
+        elif kind == "lock":
+            out["lock"] = rest[0] if rest else ""
+    return out
 
 
 # -- facts ----------------------------------------------------------------------------------
@@ -296,6 +386,7 @@ class UciPackage(FactBase):
 
     def command(self, package: str) -> StringCommand:
         return StringCommand(
+            _HASH_TMPDIR + ";",
             "uci",
             "-n",
             "export",
@@ -303,7 +394,9 @@ class UciPackage(FactBase):
             "2>/dev/null",
             "|",
             "awk",
-            QuoteString(_HASH_SECRETS_AWK),
+            '-v tmp="${k:+$k/v}"',
+            QuoteString(_HASH_SECRETS_AWK) + ";",
+            _HASH_TMPDIR_END,
         )
 
     def process(self, output: list[str]) -> list[dict[str, Any]]:

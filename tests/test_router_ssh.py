@@ -110,6 +110,7 @@ def test_converge_then_noop_over_ssh(tmp_path, router):
     # the apply script deleted itself, and the config is committed (nothing pending)
     assert router.run("ls /tmp/pyinfra-apply").stdout == ""
     assert router.run("uci changes").stdout == ""
+    assert router.run("ls -A /tmp/.uci").stdout == ""  # staged in our own save dir, not here
     installed = router.run("opkg list-installed").stdout
     assert "wireguard-tools - " in installed and "kmod-wireguard - " in installed
 
@@ -234,33 +235,37 @@ def test_newer_releases_opkg_and_apk(tmp_path, release):
         assert router.exec_count() == 1
 
 
-def _apply_script_for_factory(router: OpenWrtHost, tmp_path: Path, seconds: int) -> str:
+def _apply_script_for_factory(router: OpenWrtHost, tmp_path: Path, seconds: int,
+                              token: str = "0123456789abcdef") -> str:
     from deploys.router_config import current_defaults_forward, desired_router_config
     from facts.openwrt import OpenWrtState, parse_state
-    from operations.uci import apply_script, compute_changes, needs_rollback_guard
+    from operations.uci import all_reloads, apply_script, compute_changes, needs_rollback_guard
 
     plan = plan_for(tmp_path / "secrets", [("alice-mac", {})], [])
     state = parse_state(router.run(OpenWrtState().command(), check=True).stdout.splitlines())
     changes = compute_changes(
         state["config"], **desired_router_config(plan, current_defaults_forward(state["config"])))
     assert needs_rollback_guard(changes)
-    return apply_script(changes, state["checksum"], rollback_seconds=seconds)
+    return apply_script(changes.batch, changes.expected, changes.packages, all_reloads(changes),
+                        state["checksum"], token, rollback_seconds=seconds)
 
 
 @pytest.mark.parametrize("confirmed", [False, True])
 def test_rollback_guard_restores_unless_confirmed(tmp_path, router, confirmed):
     import time
 
-    from operations.uci import CONFIRM_COMMAND
+    from operations.uci import confirm_command
 
+    token = "0123456789abcdef"
     factory = {p: router.read_config(p) for p in ("network", "firewall", "dhcp")}
-    script = _apply_script_for_factory(router, tmp_path, seconds=2)
-    router.run("cat > /tmp/pyinfra-apply/uci-apply.sh", input=script, check=True)
-    result = router.run("sh /tmp/pyinfra-apply/uci-apply.sh")
+    script = _apply_script_for_factory(router, tmp_path, seconds=2, token=token)
+    router.run(f"cat > /tmp/pyinfra-apply/apply-{token}.sh", input=script, check=True)
+    result = router.run(f"sh /tmp/pyinfra-apply/apply-{token}.sh")
     assert result.returncode == 0, result.stderr
+    assert f"rollback guard {token} armed" in result.stdout
     assert "wg0" in router.read_config("network")
     if confirmed:
-        assert router.run(CONFIRM_COMMAND).returncode == 0
+        assert router.run(confirm_command(token)).returncode == 0
     time.sleep(3.5)
     restored = {p: router.read_config(p) for p in factory}
     if confirmed:
@@ -268,7 +273,8 @@ def test_rollback_guard_restores_unless_confirmed(tmp_path, router, confirmed):
         assert router.run("ls /tmp/pyinfra-apply").stdout == ""
     else:
         assert restored == factory
-        assert router.run("cat /tmp/pyinfra-apply/rolled-back").stdout == "restored\n"
+        marker = router.run(f"cat /tmp/pyinfra-apply/rolled-back-{token}").stdout
+        assert f"token={token} reason=timer restored=network,firewall,dhcp" in marker
         assert router.events()[-3:] == ["network reload", "dnsmasq reload", "firewall reload"]
-        late = router.run(CONFIRM_COMMAND)
+        late = router.run(confirm_command(token))
         assert late.returncode == 1 and "too late" in late.stderr
