@@ -59,6 +59,12 @@ _SEP = "##pyinfra-openwrt##"
 #: The private (mode 700) directory of ``operations.uci.converge`` on the router.
 APPLY_DIR = "/tmp/pyinfra-apply"
 
+# Waits (up to 30 s, without writing anything) while an apply or a firing guard holds the
+# lock of the apply dir, so the read never sees a half-applied state.
+_WAIT_FOR_APPLY = f"""n=0; while [ -d {APPLY_DIR}/lock ] && [ $n -lt 300 ]; do
+ o=$(cat {APPLY_DIR}/lock/pid 2>/dev/null); [ -n "$o" ] && ! kill -0 "$o" 2>/dev/null && break
+ n=$((n + 1)); sleep 0.1; done"""
+
 # What earlier applies left on the router (see operations/uci.py for the layout): armed
 # guards, rollbacks that happened, committed-but-not-live changes and our own leftovers.
 # Only names, timestamps and checksums are printed, never a staged value.
@@ -69,7 +75,8 @@ for g in "$d"/guard-*; do [ -d "$g" ] || continue
 for f in "$d"/rolled-back-*; do [ -f "$f" ] && echo "rolledback $(cat "$f")"; done
 for f in "$d"/notlive-*; do [ -f "$f" ] &&
  echo "notlive ${{f##*/notlive-}} $(tr '\\n' ';' < "$f")"; done
-for f in "$d"/save-* "$d"/apply-*.sh; do [ -e "$f" ] && echo "leftover ${{f##*/}}"; done
+for f in "$d"/save-* "$d"/apply-*.sh "$d"/batch-*.err "$d"/expected-* "$d"/actual-*; do
+ [ -e "$f" ] && echo "leftover ${{f##*/}}"; done
 [ -d "$d/lock" ] && echo "lock $(cat "$d/lock/pid" 2>/dev/null)"
 true"""
 
@@ -90,6 +97,7 @@ def _state_script(packages: tuple[str, ...]) -> str:
         [
             # the private directory the uci apply script is later uploaded to
             f"(umask 077; mkdir -p {APPLY_DIR})",
+            _WAIT_FOR_APPLY,
             f"echo {shlex.quote(_SEP + 'release')}",
             "cat /etc/openwrt_release 2>/dev/null",
             f"echo {shlex.quote(_SEP + 'os-release')}",

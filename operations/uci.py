@@ -420,8 +420,8 @@ def settle(safety: Mapping[str, Any], checksum: str) -> Settlement:
         restored = ", ".join(r.get("restored") or []) or "nothing"
         out.messages.append(("error", f"ROLLED BACK: apply {r['token']} was undone by the router "
                              f"{_when(r.get('when', 0))} ({r.get('reason', 'timer')}); restored: "
-                             f"{restored}. This run applies the configuration again under a new "
-                             "guard."))
+                             f"{restored}. This run converges the router again (under a new guard "
+                             "when network or firewall change)."))
     for tok in not_live:
         out.finished.append(tok)
     for name in safety.get("leftovers", []):
@@ -430,11 +430,17 @@ def settle(safety: Mapping[str, Any], checksum: str) -> Settlement:
     return out
 
 
+def new_token() -> str:
+    """A new apply token: 16 random hex digits."""
+    return secrets.token_hex(8)
+
+
 def _say(level: str, text: str) -> None:
     """Print once per run at normal verbosity (in the change-detection pass when there is one)."""
     state = getattr(host, "state", None)
     stage = getattr(state, "current_stage", None)
-    checking = bool(state is not None and state.should_check_for_changes())
+    check = getattr(state, "should_check_for_changes", None)
+    checking = bool(check()) if callable(check) else False
     if stage == StateStage.Prepare or not checking:
         prefix = getattr(host, "print_prefix", "")
         getattr(logger, level)(f"{prefix}uci: {text}")
@@ -525,7 +531,7 @@ def converge(
         if (changes or adopting) and needs_rollback_guard(reloads)
         else 0
     )
-    token = secrets.token_hex(8)
+    token = new_token()
     script = apply_script(
         changes.batch,
         changes.expected,

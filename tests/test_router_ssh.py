@@ -13,10 +13,14 @@ from pathlib import Path
 import pytest
 
 from deploys.invariants import check
-from deploys.keys import KeyStore
-from deploys.plan import materialize, validate
-from facts.openwrt import parse_uci_export
 from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
+from tests.harness.router_runs import (
+    plan_for,
+    pyinfra,
+    router_config,
+    secrets_in,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.ssh
 
@@ -25,69 +29,6 @@ if _MISSING:
     if os.environ.get("CI") == "true":
         pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
     pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
-
-NETWORK = {
-    "vpn_subnet": "10.10.10.0/24",
-    "vpn_port": 51820,
-    "vpn_endpoint": "vpn.example.org",
-    "lan_subnet": "192.168.1.0/24",
-    "dmz_subnet": "192.168.100.0/24",
-    "dmz_device": "lan4",
-    "lan_to_dmz": False,
-}
-SERVER = {"dmz_address": "192.168.100.10", "dmz_mac": "52:54:00:a1:00:10"}
-
-INVENTORY = """
-from deploys.plan import validate_before_connect
-validate_before_connect()
-_net = {network!r}
-router = [("router", {{**{router!r}, **_net}})]
-server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **{server!r}}})]
-clients = [
-    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **data}})
-    for name, data in {clients!r}
-]
-"""
-
-
-def write_inventory(path: Path, router: OpenWrtHost, secrets: Path, clients=None,
-                    peers=None) -> Path:
-    network = {**NETWORK, "secrets_dir": str(secrets),
-               "peer_output_dir": str(secrets.parent / "peers-out"),
-               "vpn_peers": peers if peers is not None else [{"name": "alice_phone"}]}
-    clients = clients if clients is not None else [("alice-mac", {"vpn_name": "alice_mac"}),
-                                                   ("bob-mac", {})]
-    path.write_text(INVENTORY.format(network=network, router=router.inventory_data(),
-                                     server=SERVER, clients=clients))
-    return path
-
-
-def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", "--limit", "router",
-         *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300, input="\n",
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    return result
-
-
-def plan_for(secrets: Path, clients, peers):
-    spec = validate(
-        network={**NETWORK, "vpn_peers": peers}, router=("router", {}),
-        server=("ai-server", SERVER), clients=clients,
-    )
-    return materialize(spec, KeyStore(secrets))
-
-
-def router_config(router: OpenWrtHost) -> dict:
-    return {p: parse_uci_export(f"package {p}\n" + router.read_config(p))[p]
-            for p in ("network", "firewall", "dhcp")}
-
-
-def secrets_in(secrets: Path) -> list[str]:
-    return [p.read_text().strip() for p in secrets.rglob("*") if p.suffix in (".key", ".psk")]
-
 
 @pytest.fixture
 def router(tmp_path):
