@@ -55,6 +55,8 @@ __all__ = ["APPLY_DIR", "apply_script", "confirm_command", "compute_changes", "c
 
 #: Default rollback window (seconds), LuCI's default.
 ROLLBACK_SECONDS = 90
+#: A guarded apply that has not answered this long after its window is given up on (seconds).
+APPLY_TIMEOUT_MARGIN = 30
 
 
 def uci_quote(value: str) -> str:
@@ -547,7 +549,12 @@ def converge(
     )
     path = f"{APPLY_DIR}/apply-{token}.sh"
     yield FileUploadCommand(StringIO(script), path)
-    yield StringCommand("sh", path)
+    if guard:
+        # a change that cuts the link leaves this exec waiting for an answer that never comes:
+        # once the guard window has passed (plus a margin) the router has restored itself
+        yield StringCommand("sh", path, _timeout=guard + APPLY_TIMEOUT_MARGIN)
+    else:
+        yield StringCommand("sh", path)
     if guard:
         yield FunctionCommand(
             _log, (f"rollback guard {token} armed ({guard} s); reconnecting to confirm",), {}
