@@ -19,19 +19,23 @@ The desired state is data:
 returns the minimal uci batch (nothing when nothing differs; an unchanged list is never
 deleted and re-added) plus exactly the ``uci changes`` lines it must produce.
 
-:func:`converge` uploads one script that, on the router: refuses if foreign changes are pending
-or the config changed since it was read; runs ``uci batch``; checks that ``uci changes`` is
-exactly what was intended (``uci batch`` always exits 0, so this is the only reliable check);
-on mismatch reverts and fails loudly; otherwise commits and reloads only what changed
-(``network`` / ``dnsmasq`` / ``firewall``, and ``ifup <wg>`` after peer-only changes); and
-deletes itself. Keys only ever travel inside that uploaded file.
+:func:`converge` first settles what earlier applies left (:func:`settle`: armed guards are
+confirmed or cancelled, rollbacks reported once, committed-but-not-live changes finished, our
+leftovers removed), then uploads one script per apply, named by a random token
+(:mod:`operations.uci_apply` has the router side): it refuses if foreign changes are pending or
+the config changed since it was read; stages the batch in its own uci save dir; checks that
+``uci changes`` is exactly what was intended (``uci batch`` always exits 0, so this is the only
+reliable check); commits all or nothing and reloads only what changed (``network`` /
+``dnsmasq`` / ``firewall``, and ``ifup <wg>`` after peer-only changes), retrying a failing
+reload and restoring everything if it still fails; and deletes itself. Network or firewall
+changes are guarded: a detached job restores that apply's backup unless pyinfra confirms that
+token over a **new** SSH connection. Keys only ever travel inside that uploaded file.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from io import StringIO
@@ -49,9 +53,23 @@ from pyinfra.api.state import StateStage
 
 from facts.openwrt import APPLY_DIR, PACKAGES, OpenWrtState
 from operations.secret import SECRET_OPTIONS, Secret, fingerprint, reveal
-from operations.uci_apply import RELOAD_COMMANDS, apply_script, confirm_command
+from operations.uci_apply import (
+    RELOAD_COMMANDS,
+    Settlement,
+    apply_script,
+    confirm_command,
+    settle,
+)
 
-__all__ = ["APPLY_DIR", "apply_script", "confirm_command", "compute_changes", "converge"]
+__all__ = [
+    "APPLY_DIR",
+    "Settlement",
+    "apply_script",
+    "compute_changes",
+    "confirm_command",
+    "converge",
+    "settle",
+]
 
 #: Default rollback window (seconds), LuCI's default.
 ROLLBACK_SECONDS = 90
@@ -357,79 +375,6 @@ def all_reloads(changes: Changes, not_live: Iterable[Mapping[str, Any]] = ()) ->
 
 
 _IFUP = re.compile(r"^ifup [A-Za-z0-9_]+$")
-
-
-@dataclass
-class Settlement:
-    """What a run does about what earlier applies left (see :func:`settle`)."""
-
-    actions: list[tuple[str, str]] = field(default_factory=list)  # (token, confirm|cancel|adopt)
-    consume: list[str] = field(default_factory=list)  # rolled-back markers reported now
-    leftovers: list[str] = field(default_factory=list)  # our own files to remove
-    finished: list[str] = field(default_factory=list)  # not-live markers this run finishes
-    messages: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
-
-    def __bool__(self) -> bool:
-        return bool(self.actions or self.consume or self.leftovers or self.finished)
-
-
-def _when(epoch: int) -> str:
-    if not epoch:
-        return "at an unknown time"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
-
-
-def settle(safety: Mapping[str, Any], checksum: str) -> Settlement:
-    """Decide about every guard, rollback, not-live change and leftover the state read showed.
-
-    * a guard whose apply committed but never went live (a not-live marker): **adopt** it: this
-      run finishes its reloads under a new guard that restores *its* backup;
-    * an armed guard whose committed config (``intent``) is the live config: **confirm** it
-      (this run reached the router over a new connection, which is what the guard waits for);
-    * any other guard (the live config is not what it committed, or it never got to commit):
-      **cancel** it (disarm, keep the live config; this run converges from there);
-    * a rollback marker: reported prominently and consumed once;
-    * our staged changes or apply scripts from an interrupted run: removed, with a message.
-    """
-    out = Settlement()
-    not_live = {n["token"]: n for n in safety.get("not_live", [])}
-    for g in safety.get("guards", []):
-        tok = g["token"]
-        would = ", ".join(g.get("packages") or []) or "nothing"
-        age = f"armed {g.get('age', 0)} s ago" if g.get("armed") else "not armed"
-        if tok in not_live:
-            out.actions.append((tok, "adopt"))
-            out.messages.append(("warning", f"apply {tok} committed but never went live ({age}):"
-                                 " finishing its reloads under a new guard"))
-        elif g.get("armed") and g.get("intent") and g["intent"] == checksum:
-            out.actions.append((tok, "confirm"))
-            out.messages.append(("warning", f"rollback guard {tok} is still armed ({age}, would "
-                                 f"restore {would}); the live config is what it committed and "
-                                 "this run reached the router over a new connection: confirming"))
-        else:
-            out.actions.append((tok, "cancel"))
-            if g.get("armed"):
-                out.messages.append(("warning", f"rollback guard {tok} is still armed ({age}, "
-                                     f"would restore {would}) but the live config is not what it"
-                                     " committed: cancelling it; this run converges from the "
-                                     "live config"))
-            else:
-                out.messages.append(
-                    ("info", f"removing the backup left by interrupted apply {tok}")
-                )
-    for r in safety.get("rollbacks", []):
-        out.consume.append(r["token"])
-        restored = ", ".join(r.get("restored") or []) or "nothing"
-        out.messages.append(("error", f"ROLLED BACK: apply {r['token']} was undone by the router "
-                             f"{_when(r.get('when', 0))} ({r.get('reason', 'timer')}); restored: "
-                             f"{restored}. This run converges the router again (under a new guard "
-                             "when network or firewall change)."))
-    for tok in not_live:
-        out.finished.append(tok)
-    for name in safety.get("leftovers", []):
-        out.leftovers.append(name)
-        out.messages.append(("warning", f"removing our own leftover {name} of an interrupted run"))
-    return out
 
 
 def new_token() -> str:

@@ -1,4 +1,5 @@
-"""The router-side scripts of :func:`operations.uci.converge`: apply, guard, confirm, settle.
+"""The router side of :func:`operations.uci.converge` (apply, guard, confirm scripts) and
+what a run decides about what earlier applies left (:func:`settle`).
 
 Everything lives in one private directory in RAM, :data:`APPLY_DIR` (mode 700), one set of
 names per apply **token** (16 hex digits, new for every apply)::
@@ -22,7 +23,10 @@ can only restore the backup of its own apply and never fires over a later one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from facts.openwrt import _REDACT_CHANGES_SED, APPLY_DIR, PACKAGES
 
@@ -282,3 +286,76 @@ fi"""
 
 def _sq(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
+
+
+@dataclass
+class Settlement:
+    """What a run does about what earlier applies left (see :func:`settle`)."""
+
+    actions: list[tuple[str, str]] = field(default_factory=list)  # (token, confirm|cancel|adopt)
+    consume: list[str] = field(default_factory=list)  # rolled-back markers reported now
+    leftovers: list[str] = field(default_factory=list)  # our own files to remove
+    finished: list[str] = field(default_factory=list)  # not-live markers this run finishes
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions or self.consume or self.leftovers or self.finished)
+
+
+def _when(epoch: int) -> str:
+    if not epoch:
+        return "at an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def settle(safety: Mapping[str, Any], checksum: str) -> Settlement:
+    """Decide about every guard, rollback, not-live change and leftover the state read showed.
+
+    * a guard whose apply committed but never went live (a not-live marker): **adopt** it: this
+      run finishes its reloads under a new guard that restores *its* backup;
+    * an armed guard whose committed config (``intent``) is the live config: **confirm** it
+      (this run reached the router over a new connection, which is what the guard waits for);
+    * any other guard (the live config is not what it committed, or it never got to commit):
+      **cancel** it (disarm, keep the live config; this run converges from there);
+    * a rollback marker: reported prominently and consumed once;
+    * our staged changes or apply scripts from an interrupted run: removed, with a message.
+    """
+    out = Settlement()
+    not_live = {n["token"]: n for n in safety.get("not_live", [])}
+    for g in safety.get("guards", []):
+        tok = g["token"]
+        would = ", ".join(g.get("packages") or []) or "nothing"
+        age = f"armed {g.get('age', 0)} s ago" if g.get("armed") else "not armed"
+        if tok in not_live:
+            out.actions.append((tok, "adopt"))
+            out.messages.append(("warning", f"apply {tok} committed but never went live ({age}):"
+                                 " finishing its reloads under a new guard"))
+        elif g.get("armed") and g.get("intent") and g["intent"] == checksum:
+            out.actions.append((tok, "confirm"))
+            out.messages.append(("warning", f"rollback guard {tok} is still armed ({age}, would "
+                                 f"restore {would}); the live config is what it committed and "
+                                 "this run reached the router over a new connection: confirming"))
+        else:
+            out.actions.append((tok, "cancel"))
+            if g.get("armed"):
+                out.messages.append(("warning", f"rollback guard {tok} is still armed ({age}, "
+                                     f"would restore {would}) but the live config is not what it"
+                                     " committed: cancelling it; this run converges from the "
+                                     "live config"))
+            else:
+                out.messages.append(
+                    ("info", f"removing the backup left by interrupted apply {tok}")
+                )
+    for r in safety.get("rollbacks", []):
+        out.consume.append(r["token"])
+        restored = ", ".join(r.get("restored") or []) or "nothing"
+        out.messages.append(("error", f"ROLLED BACK: apply {r['token']} was undone by the router "
+                             f"{_when(r.get('when', 0))} ({r.get('reason', 'timer')}); restored: "
+                             f"{restored}. This run converges the router again (under a new guard "
+                             "when network or firewall change)."))
+    for tok in not_live:
+        out.finished.append(tok)
+    for name in safety.get("leftovers", []):
+        out.leftovers.append(name)
+        out.messages.append(("warning", f"removing our own leftover {name} of an interrupted run"))
+    return out
