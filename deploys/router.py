@@ -36,6 +36,13 @@ def _interrupted(signum, frame):  # pragma: no cover - signal handler
 signal.signal(signal.SIGINT, _interrupted)
 
 plan = current_plan()
+rollback_seconds = host.data.get("rollback_seconds", uci.ROLLBACK_SECONDS)
+if isinstance(rollback_seconds, bool) or not isinstance(rollback_seconds, int) or not (
+    0 <= rollback_seconds <= 3600
+):
+    print(f"{host.name}: rollback_seconds = {rollback_seconds!r}: expected whole seconds, "
+          "0 to 3600 (0 disables the rollback guard)", file=sys.stderr)
+    sys.exit(2)
 state = host.get_fact(OpenWrtState)
 if not state or not state.get("config"):
     raise DeployError(
@@ -52,7 +59,7 @@ openwrt.packages(
 uci.converge(
     name="OpenWrt: WireGuard, DMZ, firewall (uci)",
     state=state,
-    rollback_seconds=host.data.get("rollback_seconds", uci.ROLLBACK_SECONDS),
+    rollback_seconds=rollback_seconds,
     **desired_router_config(plan, current_defaults_forward(state["config"])),
 )
 

@@ -59,9 +59,15 @@ def test_lockout_is_undone_by_the_guard_and_reported_by_the_next_run(tmp_path):
         locked_out = controller.pyinfra(bad, "-y")
         done.set()
         watcher.join(timeout=10)
+        (tmp_path / "locked_out.log").write_text(output(locked_out))
         assert locked_out.returncode != 0, output(locked_out)
         assert seen_cut.is_set(), "the plan never cut the controller off: nothing was tested"
         assert "armed" in output(locked_out)
+        # the confirmation never gets through in time: the run says the guard restored the
+        # old configuration (or that it could not reconnect / the apply never answered)
+        said = output(locked_out)
+        assert ("too late, the guard of apply" in said or "cannot reconnect" in said
+                or "timed out" in said.lower()), said
         assert time.monotonic() - started < WINDOW + 60
 
         # 2. the guard restored the previous configuration, and with it the access

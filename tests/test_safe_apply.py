@@ -104,6 +104,17 @@ def test_keys_never_on_a_command_line_or_in_an_environment(router, secrets, inve
     assert any(k in router.read_config("network") for k in keys)
 
 
+def test_bad_rollback_seconds_is_refused_before_anything(router, secrets, tmp_path):
+    factory = snapshot(router)
+    inventory = write_inventory(tmp_path / "bad.py", router, secrets,
+                                router_data={"rollback_seconds": "soon"})
+    run = pyinfra(inventory, "-y")
+    assert run.returncode == 2, output(run)
+    assert "router: rollback_seconds = 'soon': expected whole seconds, 0 to 3600" in run.stderr
+    assert "Traceback" not in output(run)
+    assert snapshot(router) == factory and apply_dir(router) == []
+
+
 def test_unconfirmed_guard_is_confirmed_by_the_next_run_not_reverted(router, secrets, inventory):
     factory = snapshot(router)
     applied = hand_apply(router, secrets, T1_WINDOW, T1)  # the controller died before confirming
