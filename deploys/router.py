@@ -12,29 +12,19 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
     pyinfra inventories/home.py deploys/all.py --limit router
 """
 
-import signal
 import sys
 
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
+from deploys.interrupt import exit_nonzero_on_interrupt
 from deploys.peers import peer_config
 from deploys.plan import current_plan
 from deploys.router_config import PACKAGES, current_defaults_forward, desired_router_config
 from facts.openwrt import OpenWrtState
 from operations import openwrt, peer_files, uci
 
-
-# Ctrl-C must not look like success: pyinfra's own handler exits 0 ("Exiting upon user
-# request!"). Whatever the router was doing finishes on its own (the apply script ignores the
-# hang-up) and the next run settles it.
-def _interrupted(signum, frame):  # pragma: no cover - signal handler
-    print("Interrupted: exiting with status 130; run again to settle the router", file=sys.stderr)
-    sys.exit(130)
-
-
-signal.signal(signal.SIGINT, _interrupted)
-
+exit_nonzero_on_interrupt()  # Ctrl-C: status 130, not pyinfra's 0 (deploys/interrupt.py)
 plan = current_plan()
 rollback_seconds = host.data.get("rollback_seconds", uci.ROLLBACK_SECONDS)
 if isinstance(rollback_seconds, bool) or not isinstance(rollback_seconds, int) or not (
