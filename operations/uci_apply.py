@@ -67,7 +67,10 @@ def _restore(pkgs: str) -> str:
     return f"""restore() {{
     r=""
     for p in {pkgs}; do
-        [ -f "$g/backup/$p" ] && cp -p "$g/backup/$p" /etc/config/$p && r="$r$p,"
+        [ -f "$g/backup/$p" ] || continue
+        # copy next to the file, then rename over it: a restore is never half-written
+        cp -p "$g/backup/$p" "/etc/config/.$p.pyinfra-restore" &&
+            mv -f "/etc/config/.$p.pyinfra-restore" /etc/config/$p && r="$r$p,"
     done
     {_reload_all()}
     echo "when=$(date +%s) token=$t reason=$1 restored=${{r%,}}" > "$d/rolled-back-$t"
