@@ -1,7 +1,8 @@
 """Interrupting the router deploy at every point (issue 10, item 8): the controller's pyinfra
 is killed with SIGINT, SIGTERM or SIGKILL during the state read, mid-upload, mid-batch,
 between two package commits, between the commit and the reloads, between the apply and its
-confirmation, and during the confirmation. Then it is run again: it must converge, and the
+confirmation, and during the confirmation; also between two reloads and while a failed reload
+waits for its retry. Then it is run again: it must converge, and the
 router must still be in the desired state after the guard window has passed (no late revert),
 with nothing of ours left over. Stand-in delays (``/tmp/standin-faults``) hold each point
 open long enough to land the signal there; the window is the router's ``rollback_seconds``."""
@@ -62,6 +63,15 @@ def _committed_not_reloaded(r: OpenWrtHost) -> bool:
         n.startswith("notlive-") for n in apply_dir(r))
 
 
+def _between_reloads(r: OpenWrtHost) -> bool:  # network reloaded, firewall not yet
+    events = r.events()
+    return "network reload" in events and "firewall reload" not in events
+
+
+def _retrying_reload(r: OpenWrtHost) -> bool:  # the first firewall reload failed
+    return (r.root / "tmp" / "standin-faults.firewall-reload.count").exists()
+
+
 def _applied_not_confirmed(r: OpenWrtHost) -> bool:
     names = apply_dir(r)
     return any(n.startswith("guard-") for n in names) and not any(
@@ -79,6 +89,8 @@ POINTS = {
     "mid-batch": (["uci-batch delay 3"], _applying, 0.8),
     "between-commits": (["uci-commit-firewall delay 3"], _between_commits, 0.2),
     "commit-to-reload": (["network-reload delay 3"], _committed_not_reloaded, 0.2),
+    "between-reloads": (["firewall-reload delay 3"], _between_reloads, 0.2),
+    "reload-retry": (["firewall-reload fail 1"], _retrying_reload, 0.0),
     "apply-to-confirm": ([], _applied_not_confirmed, 0.0),
     "confirming": ([], _confirming, 0.0),
 }
