@@ -2,12 +2,15 @@
 
 :class:`OpenWrtState` is the one read the router role needs: a **single** remote command that
 returns the parsed ``uci export`` of ``network``, ``firewall`` and ``dhcp``, the release, the
-package manager with the installed packages, and the pending (uncommitted) uci changes.
+package manager with the installed packages, the pending (uncommitted) uci changes, and what
+earlier applies left on the router (armed rollback guards, rollbacks, not-live changes, our
+own leftovers).
 :class:`OpenWrtPackages` lists installed packages with either opkg (<= 24.10) or apk (25.x).
 
 Secrets never leave the router in clear: the values of ``private_key`` / ``preshared_key``
 options are replaced *on the router* by ``sha256:<hex>`` of the value before they are printed
 (so they are safe at any pyinfra verbosity), and pending changes to them are shown redacted.
+The value is hashed from a file in a fresh mode-700 temp dir, never put on a command line.
 
 Audit from the command line (run from the repo root)::
 
@@ -350,8 +353,12 @@ class OpenWrtState(FactBase):
           "pending": ["network.lan.ipaddr='192.168.2.1'", ...],   # uncommitted uci changes
           "config": {"network": [section, ...], "firewall": [...], "dhcp": [...]},
           "checksum": "<sha256 of the raw exports, to detect changes made after this read>",
+          "safety": {...},   # what earlier applies left: guards, rollbacks, not-live, leftovers
           "complete": True,
         }
+
+    ``safety`` is :func:`parse_safety`'s result. The read waits (up to 30 s) while an apply or a
+    firing rollback guard holds the apply dir's lock, so it never sees a half-applied state.
 
     with sections as :func:`parse_uci_export` returns them (anonymous sections have
     ``"name": None`` and their ``cfgNNHHHH`` id in ``"id"``). Secret option values are
