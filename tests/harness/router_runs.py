@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -153,46 +152,73 @@ def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
     return False
 
 
+_SAMPLER = r"""
+import json, os, sys
+needles = [n.encode() for n in json.loads(sys.stdin.readline())]
+stop, out = sys.argv[1], sys.argv[2]
+me, parent = str(os.getpid()), str(os.getppid())
+argvs, hits, sweeps = set(), [], 0
+while not os.path.exists(stop):
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or entry.name in (me, parent):
+            continue
+        for kind in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{entry.name}/{kind}", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if kind == "cmdline" and data:
+                argvs.add(data.replace(b"\0", b" ").decode("utf-8", "replace")[:300])
+            for needle in needles:
+                if needle in data:
+                    shown = data.split(b"\0")[0][:60].decode(errors="replace")
+                    hits.append(f"{kind} of pid {entry.name}: {shown}")
+    sweeps += 1
+with open(out, "w") as f:
+    json.dump({"argvs": sorted(argvs), "hits": hits, "sweeps": sweeps}, f)
+"""
+
+
 class ProcSampler:
     """Samples ``/proc/<pid>/cmdline`` and ``environ`` of every process on this machine (the
     fake router's PID namespace is a child of ours, so its processes are all visible) until
-    stopped; records every distinct argv and each needle found in any argv or environment."""
+    stopped; records every distinct argv and each needle found in any argv or environment.
 
-    def __init__(self, needles: Sequence[str]) -> None:
-        self.needles = [n.encode() for n in needles if n]
+    The sampling runs in a separate process (pyinfra monkey-patches ``threading`` with gevent
+    when it is imported in the test process, and a busy greenlet would never yield); the
+    needles reach it on stdin, never on its command line."""
+
+    def __init__(self, needles: Sequence[str], workdir: Path | None = None) -> None:
+        self.needles = [n for n in needles if n]
         self.argvs: set[str] = set()
         self.hits: list[str] = []
         self.sweeps = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        import tempfile
+
+        self._dir = Path(tempfile.mkdtemp(prefix="sampler-", dir=workdir))
+        self._proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> ProcSampler:
-        self._thread.start()
+        import json
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _SAMPLER, str(self._dir / "stop"), str(self._dir / "out")],
+            stdin=subprocess.PIPE, text=True)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(self.needles) + "\n")
+        self._proc.stdin.close()
+        time.sleep(0.2)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        import json
 
-    def _run(self) -> None:
-        me = str(os.getpid())
-        while not self._stop.is_set():
-            for entry in os.scandir("/proc"):
-                if not entry.name.isdigit() or entry.name == me:
-                    continue
-                for kind in ("cmdline", "environ"):
-                    try:
-                        with open(f"/proc/{entry.name}/{kind}", "rb") as f:
-                            data = f.read()
-                    except OSError:
-                        continue
-                    if kind == "cmdline" and data:
-                        self.argvs.add(data.replace(b"\0", b" ").decode("utf-8", "replace")[:300])
-                    for needle in self.needles:
-                        if needle in data:
-                            shown = data.split(b"\0")[0][:60].decode(errors="replace")
-                            self.hits.append(f"{kind} of pid {entry.name}: {shown}")
-            self.sweeps += 1
+        (self._dir / "stop").write_text("")
+        if self._proc is not None:
+            self._proc.wait(timeout=60)
+        data = json.loads((self._dir / "out").read_text())
+        self.argvs, self.hits, self.sweeps = set(data["argvs"]), data["hits"], data["sweeps"]
 
 
 def hand_apply_script(router: OpenWrtHost, secrets: Path, seconds: int, token: str,
