@@ -96,11 +96,9 @@ def _state_script(packages: tuple[str, ...]) -> str:
     awk = shlex.quote(_HASH_SECRETS_AWK)
     sed = shlex.quote(_REDACT_CHANGES_SED)
     pkgs = " ".join(shlex.quote(p) for p in packages)
-    return "; ".join(
+    d = APPLY_DIR
+    body = "; ".join(
         [
-            # the private directory the uci apply script is later uploaded to
-            f"(umask 077; mkdir -p {APPLY_DIR})",
-            _WAIT_FOR_APPLY,
             f"echo {shlex.quote(_SEP + 'release')}",
             "cat /etc/openwrt_release 2>/dev/null",
             f"echo {shlex.quote(_SEP + 'os-release')}",
@@ -109,14 +107,33 @@ def _state_script(packages: tuple[str, ...]) -> str:
             _LIST_PACKAGES,
             f"echo {shlex.quote(_SEP + 'pending')}",
             f"uci changes 2>/dev/null | sed -E {sed}",
-            _HASH_TMPDIR,
+            # one export per package, kept in the 700 temp dir: parsed and checksummed from
+            # the same bytes
+            f'for p in {pkgs}; do uci -n export $p > "$k/e.$p" 2>/dev/null; done',
             f"for p in {pkgs}; do echo {shlex.quote(_SEP + 'export')} $p; "
-            f'uci -n export $p 2>/dev/null | awk -v tmp="${{k:+$k/v}}" {awk}; done',
-            _HASH_TMPDIR_END,
+            f'awk -v tmp="$k/v" {awk} "$k/e.$p"; done',
             f"echo {shlex.quote(_SEP + 'checksum')}",
-            f"for p in {pkgs}; do uci -n export $p 2>/dev/null; done | sha256sum",
+            f'for p in {pkgs}; do cat "$k/e.$p"; done | sha256sum',
             f"echo {shlex.quote(_SEP + 'safety')}",
             _SAFETY_SCRIPT,
+        ]
+    )
+    # Read again (up to 5 times) if an apply or a firing guard touched the apply dir while we
+    # read: config, checksum and guards then always describe the same moment.
+    retry = (
+        f"try=0; while :; do try=$((try + 1)); {_WAIT_FOR_APPLY}; "
+        f"pre=$(ls -A {d} 2>/dev/null | tr '\\n' ' '); {{ {body}; }} > \"$k/out\"; "
+        f"post=$(ls -A {d} 2>/dev/null | tr '\\n' ' '); "
+        f'[ "$pre" = "$post" ] && [ ! -d {d}/lock ] && break; '
+        f"[ $try -ge 5 ] && {{ echo {shlex.quote(_SEP + 'busy')} >> \"$k/out\"; break; }}; done"
+    )
+    return "; ".join(
+        [
+            # the private directory the uci apply script is later uploaded to
+            f"(umask 077; mkdir -p {d})",
+            _HASH_TMPDIR,
+            'if [ -n "$k" ]; then ' + retry + '; cat "$k/out"; fi',
+            _HASH_TMPDIR_END,
             f"echo {shlex.quote(_SEP + 'end')}",
         ]
     )
@@ -275,7 +292,7 @@ def parse_state(lines: list[str]) -> dict[str, Any]:
         "config": config,
         "checksum": checksum,
         "safety": safety,
-        "complete": "end" in blocks,
+        "complete": "end" in blocks and "busy" not in blocks,
     }
 
 
