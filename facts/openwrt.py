@@ -124,7 +124,9 @@ def _state_script(packages: tuple[str, ...]) -> str:
         f"try=0; while :; do try=$((try + 1)); {_WAIT_FOR_APPLY}; "
         f"pre=$(ls -A {d} 2>/dev/null | tr '\\n' ' '); {{ {body}; }} > \"$k/out\"; "
         f"post=$(ls -A {d} 2>/dev/null | tr '\\n' ' '); "
-        f'[ "$pre" = "$post" ] && [ ! -d {d}/lock ] && break; '
+        # a lock whose holder is dead (a killed apply) does not count as held
+        f'[ "$pre" = "$post" ] && ! {{ [ -d {d}/lock ] && o=$(cat {d}/lock/pid 2>/dev/null) '
+        f'&& kill -0 "$o" 2>/dev/null; }} && break; '
         f"[ $try -ge 5 ] && {{ echo {shlex.quote(_SEP + 'busy')} >> \"$k/out\"; break; }}; done"
     )
     return "; ".join(
