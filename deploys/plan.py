@@ -267,6 +267,9 @@ def validate_before_connect() -> None:
     """
     from pyinfra.context import ctx_state
 
+    from deploys.interrupt import exit_nonzero_on_interrupt
+
+    exit_nonzero_on_interrupt()  # Ctrl-C ends a run with status 130 (issue 10)
     if not ctx_state.isset():
         return
     state = ctx_state.get()

@@ -12,11 +12,14 @@ Run it through ``deploys/all.py`` (``--limit router`` to touch only the router):
     pyinfra inventories/home.py deploys/all.py --limit router
 """
 
+import sys
+
 from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
 from deploys.expiry import describe as describe_peer
 from deploys.hostchecks import router_problems
+from deploys.interrupt import exit_nonzero_on_interrupt
 from deploys.keys import KeyStore
 from deploys.mac_keys import with_mac_keys
 from deploys.peers import peer_config
@@ -31,7 +34,15 @@ from facts.openwrt import OpenWrtState
 from operations import keystore, openwrt, peer_files, uci
 from operations.peer_files import forget_list
 
+exit_nonzero_on_interrupt()  # Ctrl-C: status 130, not pyinfra's 0 (deploys/interrupt.py)
 plan = with_mac_keys(current_plan())  # the Macs' own public keys (deploys/mac_keys.py)
+rollback_seconds = host.data.get("rollback_seconds", uci.ROLLBACK_SECONDS)
+if isinstance(rollback_seconds, bool) or not isinstance(rollback_seconds, int) or not (
+    0 <= rollback_seconds <= 3600
+):
+    print(f"{host.name}: rollback_seconds = {rollback_seconds!r}: expected whole seconds, "
+          "0 to 3600 (0 disables the rollback guard)", file=sys.stderr)
+    sys.exit(2)
 state = host.get_fact(OpenWrtState)
 if not state or not state.get("config"):
     raise DeployError(
@@ -70,6 +81,7 @@ keystore.stage(name="Key store: keep new keys before upload", store=keys,
 uci.converge(
     name="OpenWrt: WireGuard, DMZ, firewall (uci)",
     state=state,
+    rollback_seconds=rollback_seconds,
     **desired,
 )
 

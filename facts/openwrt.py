@@ -2,12 +2,15 @@
 
 :class:`OpenWrtState` is the one read the router role needs: a **single** remote command that
 returns the parsed ``uci export`` of ``network``, ``firewall`` and ``dhcp``, the release, the
-package manager with the installed packages, and the pending (uncommitted) uci changes.
+package manager with the installed packages, the pending (uncommitted) uci changes, and what
+earlier applies left on the router (armed rollback guards, rollbacks, not-live changes, our
+own leftovers).
 :class:`OpenWrtPackages` lists installed packages with either opkg (<= 24.10) or apk (25.x).
 
 Secrets never leave the router in clear: the values of ``private_key`` / ``preshared_key``
 options are replaced *on the router* by ``sha256:<hex>`` of the value before they are printed
 (so they are safe at any pyinfra verbosity), and pending changes to them are shown redacted.
+The value is hashed from a file in a fresh mode-700 temp dir, never put on a command line.
 
 Audit from the command line (run from the repo root)::
 
@@ -30,12 +33,16 @@ from facts.uci_export import ANONYMOUS_ID, parse_uci_export  # noqa: F401 - part
 PACKAGES = ("network", "firewall", "dhcp")
 
 # awk program run on the router: replace secret option values by their sha256 fingerprint.
-# Keys are base64, so they are safe to put in single quotes; anything else is not hashed.
+# The value never reaches a command line: awk writes it to the file ``tmp`` (inside a fresh
+# mode-700 ``mktemp -d`` directory) and ``sha256sum`` reads that file on stdin, so only the
+# file's *name* is in any process's argv. Values that are not base64 are not hashed.
 _HASH_SECRETS_AWK = r"""
 ($1 == "option" || $1 == "list") && ($2 == "private_key" || $2 == "preshared_key") {
     v = $0; sub(/^[^']*'/, "", v); sub(/'$/, "", v)
-    if (v ~ /^[A-Za-z0-9+\/=]*$/) {
-        cmd = "printf %s '" v "' | sha256sum"; cmd | getline h; close(cmd)
+    if (v ~ /^[A-Za-z0-9+\/=]*$/ && tmp != "") {
+        printf "%s", v > tmp; close(tmp)
+        cmd = "sha256sum < '" tmp "'"; h = ""; cmd | getline h; close(cmd)
+        printf "" > tmp; close(tmp)
         split(h, a, " "); print "\t" $1 " " $2 " 'sha256:" a[1] "'"
     } else { print "\t" $1 " " $2 " 'sha256:unreadable'" }
     next
@@ -43,9 +50,37 @@ _HASH_SECRETS_AWK = r"""
 { print }
 """
 
+#: Shell: ``$k`` = a fresh mode-700 temp dir for :data:`_HASH_SECRETS_AWK` (removed after use).
+_HASH_TMPDIR = 'k=$(umask 077; mktemp -d /tmp/pyinfra-hash.XXXXXX) || k=""'
+_HASH_TMPDIR_END = '{ [ -z "$k" ] || rm -rf "$k"; }'
+
 _REDACT_CHANGES_SED = r"s/\.(private_key|preshared_key)([+-]?=).*/.\1\2'<redacted>'/"
 
 _SEP = "##pyinfra-openwrt##"
+
+#: The private (mode 700) directory of ``operations.uci.converge`` on the router.
+APPLY_DIR = "/tmp/pyinfra-apply"
+
+# Waits (up to 30 s, without writing anything) while an apply or a firing guard holds the
+# lock of the apply dir, so the read never sees a half-applied state.
+_WAIT_FOR_APPLY = f"""n=0; while [ -d {APPLY_DIR}/lock ] && [ $n -lt 300 ]; do
+ o=$(cat {APPLY_DIR}/lock/pid 2>/dev/null); [ -n "$o" ] && ! kill -0 "$o" 2>/dev/null && break
+ n=$((n + 1)); sleep 0.1; done"""
+
+# What earlier applies left on the router (see operations/uci.py for the layout): armed
+# guards, rollbacks that happened, committed-but-not-live changes and our own leftovers.
+# Only names, timestamps and checksums are printed, never a staged value.
+_SAFETY_SCRIPT = f"""d={APPLY_DIR}; echo "now $(date +%s)"
+for g in "$d"/guard-*; do [ -d "$g" ] || continue
+ a=""; [ -f "$g/armed" ] && a=$(cat "$g/armed"); i=$(cat "$g/intent" 2>/dev/null)
+ echo "guard ${{g##*/guard-}} armed=${{a:+1}} $a intent=$i"; done
+for f in "$d"/rolled-back-*; do [ -f "$f" ] && echo "rolledback $(cat "$f")"; done
+for f in "$d"/notlive-*; do [ -f "$f" ] &&
+ echo "notlive ${{f##*/notlive-}} $(tr '\\n' ';' < "$f")"; done
+for f in "$d"/save-* "$d"/apply-*.sh "$d"/batch-*.err "$d"/expected-* "$d"/actual-*; do
+ [ -e "$f" ] && echo "leftover ${{f##*/}}"; done
+[ -d "$d/lock" ] && echo "lock $(cat "$d/lock/pid" 2>/dev/null)"
+true"""
 
 # Prints the package manager's name, then its list of installed packages.
 _LIST_PACKAGES = (
@@ -60,10 +95,9 @@ def _state_script(packages: tuple[str, ...]) -> str:
     awk = shlex.quote(_HASH_SECRETS_AWK)
     sed = shlex.quote(_REDACT_CHANGES_SED)
     pkgs = " ".join(shlex.quote(p) for p in packages)
-    return "; ".join(
+    d = APPLY_DIR
+    body = "; ".join(
         [
-            # the private directory the uci apply script is later uploaded to
-            "(umask 077; mkdir -p /tmp/pyinfra-apply)",
             f"echo {shlex.quote(_SEP + 'release')}",
             "cat /etc/openwrt_release 2>/dev/null",
             f"echo {shlex.quote(_SEP + 'os-release')}",
@@ -72,10 +106,35 @@ def _state_script(packages: tuple[str, ...]) -> str:
             _LIST_PACKAGES,
             f"echo {shlex.quote(_SEP + 'pending')}",
             f"uci changes 2>/dev/null | sed -E {sed}",
+            # one export per package, kept in the 700 temp dir: parsed and checksummed from
+            # the same bytes
+            f'for p in {pkgs}; do uci -n export $p > "$k/e.$p" 2>/dev/null; done',
             f"for p in {pkgs}; do echo {shlex.quote(_SEP + 'export')} $p; "
-            f"uci -n export $p 2>/dev/null | awk {awk}; done",
+            f'awk -v tmp="$k/v" {awk} "$k/e.$p"; done',
             f"echo {shlex.quote(_SEP + 'checksum')}",
-            f"for p in {pkgs}; do uci -n export $p 2>/dev/null; done | sha256sum",
+            f'for p in {pkgs}; do cat "$k/e.$p"; done | sha256sum',
+            f"echo {shlex.quote(_SEP + 'safety')}",
+            _SAFETY_SCRIPT,
+        ]
+    )
+    # Read again (up to 5 times) if an apply or a firing guard touched the apply dir while we
+    # read: config, checksum and guards then always describe the same moment.
+    retry = (
+        f"try=0; while :; do try=$((try + 1)); {_WAIT_FOR_APPLY}; "
+        f"pre=$(ls -A {d} 2>/dev/null | tr '\\n' ' '); {{ {body}; }} > \"$k/out\"; "
+        f"post=$(ls -A {d} 2>/dev/null | tr '\\n' ' '); "
+        # a lock whose holder is dead (a killed apply) does not count as held
+        f'[ "$pre" = "$post" ] && ! {{ [ -d {d}/lock ] && o=$(cat {d}/lock/pid 2>/dev/null) '
+        f'&& kill -0 "$o" 2>/dev/null; }} && break; '
+        f"[ $try -ge 5 ] && {{ echo {shlex.quote(_SEP + 'busy')} >> \"$k/out\"; break; }}; done"
+    )
+    return "; ".join(
+        [
+            # the private directory the uci apply script is later uploaded to
+            f"(umask 077; mkdir -p {d})",
+            _HASH_TMPDIR,
+            'if [ -n "$k" ]; then ' + retry + '; cat "$k/out"; fi',
+            _HASH_TMPDIR_END,
             f"echo {shlex.quote(_SEP + 'end')}",
         ]
     )
@@ -176,6 +235,7 @@ def parse_state(lines: list[str]) -> dict[str, Any]:
             parsed = parse_uci_export(body)
             config[name] = parsed.get(name, [])
     checksum = (blocks.get("checksum") or [""])[0].split(" ")[0]
+    safety = parse_safety(blocks.get("safety", []))
     return {
         "release": release,
         "package_manager": manager if manager in ("opkg", "apk") else None,
@@ -183,8 +243,68 @@ def parse_state(lines: list[str]) -> dict[str, Any]:
         "pending": [line for line in blocks.get("pending", []) if line.strip()],
         "config": config,
         "checksum": checksum,
-        "complete": "end" in blocks,
+        "safety": safety,
+        "complete": "end" in blocks and "busy" not in blocks,
     }
+
+
+_TOKEN = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def _fields(words: list[str]) -> dict[str, str]:
+    return dict(w.split("=", 1) for w in words if "=" in w)
+
+
+def parse_safety(lines: list[str]) -> dict[str, Any]:
+    """What earlier applies left behind, from the ``safety`` block of the state read::
+
+        {"now": 1733430000,
+         "guards": [{"token", "armed": bool, "when": int, "seconds": int, "age": int,
+                     "packages": [...], "intent": "<sha256 of the config it committed>"}],
+         "rollbacks": [{"token", "when": int, "reason": str, "restored": [...]}],
+         "not_live": [{"token", "reload": ["/etc/init.d/network reload", "ifup wg0", ...]}],
+         "leftovers": ["save-<token>", "apply-<token>.sh", ...],
+         "lock": "<pid>" | None}
+    """
+    out: dict[str, Any] = {"now": 0, "guards": [], "rollbacks": [], "not_live": [],
+                           "leftovers": [], "lock": None}
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        kind, rest = words[0], words[1:]
+        if kind == "now" and rest and rest[0].isdigit():
+            out["now"] = int(rest[0])
+        elif kind == "guard" and rest and _TOKEN.match(rest[0]):
+            f = _fields(rest[1:])
+            when = int(f.get("when", "0") or 0) if f.get("when", "0").isdigit() else 0
+            out["guards"].append({
+                "token": rest[0],
+                "armed": f.get("armed") == "1",
+                "when": when,
+                "seconds": int(f["seconds"]) if f.get("seconds", "").isdigit() else 0,
+                "age": max(0, out["now"] - when) if when else 0,
+                "packages": [p for p in f.get("packages", "").split(",") if p],
+                "intent": f.get("intent", ""),
+            })
+        elif kind == "rolledback":
+            f = _fields(rest)
+            if _TOKEN.match(f.get("token", "")):
+                out["rollbacks"].append({
+                    "token": f["token"],
+                    "when": int(f["when"]) if f.get("when", "").isdigit() else 0,
+                    "reason": f.get("reason", "timer").replace("_", " "),
+                    "restored": [p for p in f.get("restored", "").split(",") if p],
+                })
+        elif kind == "notlive" and rest and _TOKEN.match(rest[0]):
+            cmds = " ".join(rest[1:]).split(";")
+            out["not_live"].append({"token": rest[0],
+                                    "reload": [c.strip() for c in cmds if c.strip()]})
+        elif kind == "leftover" and rest:
+            out["leftovers"].append(rest[0])
+        elif kind == "lock":
+            out["lock"] = rest[0] if rest else ""
+    return out
 
 
 # -- facts ----------------------------------------------------------------------------------
@@ -202,8 +322,12 @@ class OpenWrtState(FactBase):
           "pending": ["network.lan.ipaddr='192.168.2.1'", ...],   # uncommitted uci changes
           "config": {"network": [section, ...], "firewall": [...], "dhcp": [...]},
           "checksum": "<sha256 of the raw exports, to detect changes made after this read>",
+          "safety": {...},   # what earlier applies left: guards, rollbacks, not-live, leftovers
           "complete": True,
         }
+
+    ``safety`` is :func:`parse_safety`'s result. The read waits (up to 30 s) while an apply or a
+    firing rollback guard holds the apply dir's lock, so it never sees a half-applied state.
 
     with sections as :func:`parse_uci_export` returns them (anonymous sections have
     ``"name": None`` and their ``cfgNNHHHH`` id in ``"id"``). Secret option values are
@@ -246,6 +370,7 @@ class UciPackage(FactBase):
 
     def command(self, package: str) -> StringCommand:
         return StringCommand(
+            _HASH_TMPDIR + ";",
             "uci",
             "-n",
             "export",
@@ -253,7 +378,9 @@ class UciPackage(FactBase):
             "2>/dev/null",
             "|",
             "awk",
-            QuoteString(_HASH_SECRETS_AWK),
+            '-v tmp="${k:+$k/v}"',
+            QuoteString(_HASH_SECRETS_AWK) + ";",
+            _HASH_TMPDIR_END,
         )
 
     def process(self, output: list[str]) -> list[dict[str, Any]]:

@@ -19,16 +19,23 @@ The desired state is data:
 returns the minimal uci batch (nothing when nothing differs; an unchanged list is never
 deleted and re-added) plus exactly the ``uci changes`` lines it must produce.
 
-:func:`converge` uploads one script that, on the router: refuses if foreign changes are pending
-or the config changed since it was read; runs ``uci batch``; checks that ``uci changes`` is
-exactly what was intended (``uci batch`` always exits 0, so this is the only reliable check);
-on mismatch reverts and fails loudly; otherwise commits and reloads only what changed
-(``network`` / ``dnsmasq`` / ``firewall``, and ``ifup <wg>`` after peer-only changes); and
-deletes itself. Keys only ever travel inside that uploaded file.
+:func:`converge` first settles what earlier applies left (:func:`settle`: armed guards are
+confirmed or cancelled, rollbacks reported once, committed-but-not-live changes finished, our
+leftovers removed), then uploads one script per apply, named by a random token
+(:mod:`operations.uci_apply` has the router side): it refuses if foreign changes are pending or
+the config changed since it was read; stages the batch in its own uci save dir; checks that
+``uci changes`` is exactly what was intended (``uci batch`` always exits 0, so this is the only
+reliable check); commits all or nothing and reloads only what changed (``network`` /
+``dnsmasq`` / ``firewall``, and ``ifup <wg>`` after peer-only changes), retrying a failing
+reload and restoring everything if it still fails; and deletes itself. Network or firewall
+changes are guarded: a detached job restores that apply's backup unless pyinfra confirms that
+token over a **new** SSH connection. Keys only ever travel inside that uploaded file.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from io import StringIO
@@ -44,26 +51,30 @@ from pyinfra.api import (
 )
 from pyinfra.api.state import StateStage
 
-from facts.openwrt import _REDACT_CHANGES_SED, PACKAGES, OpenWrtState
+from facts.openwrt import APPLY_DIR, PACKAGES, OpenWrtState
 from operations.secret import SECRET_OPTIONS, Secret, fingerprint, reveal
-
-#: Where the apply script is uploaded. The directory is created mode 700 by the state fact.
-APPLY_DIR = "/tmp/pyinfra-apply"
-APPLY_SCRIPT = f"{APPLY_DIR}/uci-apply.sh"
-#: Cancels the rollback armed by the apply script; fails if the rollback already happened.
-CONFIRM_COMMAND = (
-    f"if [ -f {APPLY_DIR}/armed ]; then "
-    f"rm -rf {APPLY_DIR}/armed {APPLY_DIR}/backup {APPLY_DIR}/rollback.sh; "
-    f"else echo 'uci converge: too late, the previous configuration was restored' >&2; exit 1; fi"
+from operations.uci_apply import (
+    RELOAD_COMMANDS,
+    Settlement,
+    apply_script,
+    confirm_command,
+    settle,
 )
+
+__all__ = [
+    "APPLY_DIR",
+    "Settlement",
+    "apply_script",
+    "compute_changes",
+    "confirm_command",
+    "converge",
+    "settle",
+]
+
 #: Default rollback window (seconds), LuCI's default.
 ROLLBACK_SECONDS = 90
-
-RELOAD_COMMANDS = {
-    "network": "/etc/init.d/network reload",
-    "dhcp": "/etc/init.d/dnsmasq reload",
-    "firewall": "/etc/init.d/firewall reload",
-}
+#: A guarded apply that has not answered this long after its window is given up on (seconds).
+APPLY_TIMEOUT_MARGIN = 30
 
 
 def uci_quote(value: str) -> str:
@@ -347,112 +358,43 @@ def _changed_interfaces(expected: list[str]) -> set[str]:
     return names
 
 
-def needs_rollback_guard(changes: Changes) -> bool:
+def needs_rollback_guard(changes: Changes | Iterable[str]) -> bool:
     """Network or firewall reloads can cut the controller off; dhcp and peer changes cannot."""
-    return any(
-        cmd in changes.reload for cmd in (RELOAD_COMMANDS["network"], RELOAD_COMMANDS["firewall"])
-    )
+    reloads = changes.reload if isinstance(changes, Changes) else list(changes)
+    return any(cmd in reloads for cmd in (RELOAD_COMMANDS["network"], RELOAD_COMMANDS["firewall"]))
 
 
-def _rollback_block(changes: Changes, seconds: int, pkgs: str) -> str:
-    """Arm a detached job that restores the previous files unless confirmed in time."""
-    reloads = "; ".join(
-        [
-            f"{cmd} >/dev/null 2>&1"
-            for cmd in (
-                RELOAD_COMMANDS["network"],
-                RELOAD_COMMANDS["dhcp"],
-                RELOAD_COMMANDS["firewall"],
-            )
-        ]
-    )
-    return f"""if [ -f "$d/armed" ]; then
-    fail "an earlier apply is still waiting for confirmation (rollback armed); try again later" 8
-fi
-rm -rf "$d/backup" && mkdir -p "$d/backup" || fail "cannot back up the configuration" 8
-for p in {pkgs}; do [ -f /etc/config/$p ] && cp -p /etc/config/$p "$d/backup/$p"; done
-cat > "$d/rollback.sh" <<'PYINFRA_ROLLBACK'
-d={APPLY_DIR}
-sleep {seconds}
-if [ -f "$d/armed" ]; then
-    rm -f "$d/armed"
-    for f in "$d"/backup/*; do [ -f "$f" ] && cp -p "$f" /etc/config/; done
-    {reloads}
-    logger -t pyinfra "uci converge: not confirmed in {seconds}s, config restored" 2>/dev/null
-    echo restored > "$d/rolled-back"
-fi
-rm -rf "$d/backup" "$d/rollback.sh"
-PYINFRA_ROLLBACK
-echo armed > "$d/armed"
-if command -v start-stop-daemon >/dev/null 2>&1; then
-    start-stop-daemon -S -b -x /bin/sh -- "$d/rollback.sh"
-else
-    (setsid /bin/sh "$d/rollback.sh" </dev/null >/dev/null 2>&1 &)
-fi
-"""
+def all_reloads(changes: Changes, not_live: Iterable[Mapping[str, Any]] = ()) -> list[str]:
+    """This apply's reloads plus those earlier applies still owe, once each, in the order
+    network, dnsmasq, firewall, then ``ifup``."""
+    order = [RELOAD_COMMANDS[p] for p in ("network", "dhcp", "firewall")]
+    wanted = set(changes.reload) | {f"ifup {i}" for i in changes.ifup}
+    for entry in not_live:
+        wanted |= {c for c in entry.get("reload", []) if c in order or _IFUP.match(c)}
+    return [c for c in order if c in wanted] + sorted(c for c in wanted if c not in order)
 
 
-def apply_script(
-    changes: Changes, checksum: str, packages: Iterable[str] = PACKAGES, rollback_seconds: int = 0
-) -> str:
-    """The router-side script that applies ``changes`` safely (see the module docstring).
+_IFUP = re.compile(r"^ifup [A-Za-z0-9_]+$")
 
-    With ``rollback_seconds`` > 0, the previous files are backed up before the commit and a
-    detached job restores them (and reloads) after that many seconds unless
-    :data:`CONFIRM_COMMAND` ran first, over a new SSH connection.
-    """
-    pkgs = " ".join(packages)
-    guard = _rollback_block(changes, rollback_seconds, pkgs) if rollback_seconds > 0 else ""
-    redact = _REDACT_CHANGES_SED.replace("'", "'\\''")
-    batch = "\n".join(changes.batch)
-    expected = "\n".join(changes.expected)
-    commits = "\n".join(
-        f"uci commit {p} || fail 'uci commit {p} failed' 6" for p in changes.packages
-    )
-    reloads = "\n".join(
-        [f"{cmd} || rc=1" for cmd in changes.reload] + [f"ifup {i} || rc=1" for i in changes.ifup]
-    )
-    return f"""#!/bin/sh
-# Generated by operations.uci.converge: applies one uci batch, verified, then deletes itself.
-d={APPLY_DIR}
-umask 077
-redact() {{ sed -E '{redact}'; }}
-cleanup() {{ rm -f "$0" "$d/batch.err" "$d/expected" "$d/actual"; }}
-fail() {{ echo "uci converge: $1" >&2; cleanup; exit "${{2:-1}}"; }}
-pending=$(uci changes 2>&1)
-if [ -n "$pending" ]; then
-    echo "uci converge: someone else's uncommitted uci changes are pending; refusing to apply:" >&2
-    echo "$pending" | redact >&2
-    fail "commit or revert them (uci changes / uci revert <package>) and run again" 3
-fi
-sum=$(for p in {pkgs}; do uci -n export $p 2>/dev/null; done | sha256sum | cut -d' ' -f1)
-[ "$sum" = "{checksum}" ] ||
-    fail "the router's config changed after it was read; nothing was applied, run again" 4
-uci batch >/dev/null 2>"$d/batch.err" <<'PYINFRA_UCI_BATCH'
-{batch}
-PYINFRA_UCI_BATCH
-uci changes 2>&1 | sort > "$d/actual"
-sort > "$d/expected" <<'PYINFRA_UCI_EXPECTED'
-{expected}
-PYINFRA_UCI_EXPECTED
-if [ "$(cat "$d/expected")" != "$(cat "$d/actual")" ]; then
-    for p in {pkgs}; do uci revert $p 2>/dev/null; done
-    echo "uci converge: uci changes differ from the intended ones; everything was reverted." >&2
-    echo "uci batch said:" >&2
-    redact < "$d/batch.err" >&2
-    echo "intended but missing:" >&2
-    grep -vxF -f "$d/actual" "$d/expected" | redact >&2
-    echo "unexpected:" >&2
-    grep -vxF -f "$d/expected" "$d/actual" | redact >&2
-    fail "nothing was committed" 5
-fi
-{guard}{commits}
-rc=0
-{reloads}
-cleanup
-[ "$rc" = 0 ] || {{ echo "uci converge: committed, but a reload failed" >&2; exit 7; }}
-echo "uci converge: committed {len(changes.batch)} change(s) to {" ".join(changes.packages)}"
-"""
+
+def new_token() -> str:
+    """A new apply token: 16 random hex digits."""
+    return secrets.token_hex(8)
+
+
+def _say(level: str, text: str) -> None:
+    """Print once per run at normal verbosity (in the change-detection pass when there is one)."""
+    state = getattr(host, "state", None)
+    stage = getattr(state, "current_stage", None)
+    check = getattr(state, "should_check_for_changes", None)
+    checking = bool(check()) if callable(check) else False
+    if stage == StateStage.Prepare or not checking:
+        prefix = getattr(host, "print_prefix", "")
+        getattr(logger, level)(f"{prefix}uci: {text}")
+
+
+def _log(state, host, text: str) -> None:
+    logger.info(f"{getattr(host, 'print_prefix', '')}uci: {text}")
 
 
 @operation()
@@ -464,7 +406,8 @@ def converge(
     state: dict[str, Any] | None = None,
     rollback_seconds: int = ROLLBACK_SECONDS,
 ):
-    """Converge named UCI sections (and a few content-matched edits) in one verified batch.
+    """Converge named UCI sections (and a few content-matched edits) in one verified batch,
+    after settling what earlier applies left (guards, rollbacks, not-live changes, leftovers).
 
     + sections: named sections we own, converged exactly (see the module docstring)
     + absent: named sections that must not exist
@@ -476,9 +419,11 @@ def converge(
       configuration after this many seconds unless the controller, over a **new** SSH
       connection, confirms it can still reach the router (0 disables the guard)
 
-    Nothing is yielded when the router already matches. Otherwise: one upload (the apply
-    script, which carries any keys) and one exec, plus, with the rollback guard, a reconnect and
-    one confirming exec. Fails with a clear error when foreign uci changes are pending.
+    Nothing is yielded (pyinfra says "No changes") only when the router matches *and* no guard
+    is armed, no rollback is unreported, nothing committed is waiting to go live and nothing of
+    ours is left over. Otherwise: one upload (the apply script, which carries any keys) and one
+    exec, plus, with the rollback guard, a reconnect and one confirming exec. Fails with a
+    clear error when foreign uci changes are pending (and leaves them untouched).
 
     **Example:**
 
@@ -492,6 +437,12 @@ def converge(
             exclusive_types=[["network", "wireguard_wg0"]],
         )
     """
+    if isinstance(rollback_seconds, bool) or not isinstance(rollback_seconds, int) or not (
+        0 <= rollback_seconds <= 3600
+    ):
+        raise OperationError(
+            f"uci: rollback_seconds = {rollback_seconds!r}: expected whole seconds, 0 to 3600"
+        )
     if state is None:
         state = host.get_fact(OpenWrtState)
     if not state or "config" not in state:
@@ -512,17 +463,52 @@ def converge(
         edits=edits or [],
         exclusive_types=exclusive_types or [],
     )
-    if not changes:
+    safety = state.get("safety") or {}
+    past = settle(safety, state.get("checksum", ""))
+    for level, text in past.messages:
+        _say(level, text)
+    if not changes and not past:
         host.noop("uci configuration already matches")
         return
     _preview(changes)
-    guard = rollback_seconds if needs_rollback_guard(changes) else 0
-    script = apply_script(changes, state.get("checksum", ""), rollback_seconds=guard)
-    yield FileUploadCommand(StringIO(script), APPLY_SCRIPT)
-    yield StringCommand("sh", APPLY_SCRIPT)
+    reloads = all_reloads(changes, safety.get("not_live", []))
+    adopting = any(action == "adopt" for _, action in past.actions)
+    guard = (
+        rollback_seconds
+        if (changes or adopting) and needs_rollback_guard(reloads)
+        else 0
+    )
+    token = new_token()
+    script = apply_script(
+        changes.batch,
+        changes.expected,
+        changes.packages,
+        reloads,
+        state.get("checksum", ""),
+        token,
+        rollback_seconds=guard,
+        settle=past.actions,
+        consume=past.consume,
+        leftovers=past.leftovers,
+        finished=past.finished,
+    )
+    path = f"{APPLY_DIR}/apply-{token}.sh"
+    yield FileUploadCommand(StringIO(script), path)
     if guard:
+        # a change that cuts the link leaves this exec waiting for an answer that never comes:
+        # once the guard window has passed (plus a margin) the router has restored itself
+        yield StringCommand("sh", path, _timeout=guard + APPLY_TIMEOUT_MARGIN)
+    else:
+        yield StringCommand("sh", path)
+    if guard:
+        yield FunctionCommand(
+            _log, (f"rollback guard {token} armed ({guard} s); reconnecting to confirm",), {}
+        )
         yield FunctionCommand(reconnect, (), {})
-        yield StringCommand(CONFIRM_COMMAND)
+        yield StringCommand(confirm_command(token))
+        yield FunctionCommand(
+            _log, (f"rollback guard {token} confirmed over a new SSH connection",), {}
+        )
 
 
 def _preview(changes: Changes) -> None:

@@ -37,15 +37,16 @@ BOB = {"vpn_address": "10.10.10.3"}
 
 def build(where: str, key: str, value: object) -> dict:
     """Valid inventory parts with one field of one place replaced (``...`` removes it)."""
-    net, server, alice = copy.deepcopy(NETWORK), dict(SERVER), dict(ALICE)
-    target = {"net": net, "srv": server, "cli": alice, "peer": net["vpn_peers"][0]}[where]
+    net, server, alice, rtr = copy.deepcopy(NETWORK), dict(SERVER), dict(ALICE), {}
+    target = {"net": net, "srv": server, "cli": alice, "peer": net["vpn_peers"][0],
+              "rtr": rtr}[where]
     if value is ...:
         target.pop(key, None)
     else:
         target[key] = KEY_A + "\n" if value == "KEY\n" else value
     return {
         "network": net,
-        "router": ("router", {}),
+        "router": ("router", rtr),
         "server": ("ai-server", server),
         "clients": [("alice-mac", alice), ("bob-mac", dict(BOB))],
     }
@@ -197,6 +198,7 @@ CASES = [
     ("srv", "warm_log", "warm.log"), ("srv", "log_rotate", True),
     ("net", "forget_peer_files", ["phone\n"]), ("net", "audit_json", "out\x00.json"),
     ("net", "audit_stale_after", 0), ("net", "verify_json", ""), ("net", "verify_junit", 7),
+    ("rtr", "rollback_seconds", -1),
 ]
 
 
@@ -480,6 +482,7 @@ EXPECTED = {
     'net-audit_stale_after-275': ['network: audit_stale_after: 0 (out of range 1-604800)'],
     'net-verify_json-276': ["network: verify_json: '' (expected a file path)"],
     'net-verify_junit-277': ['network: verify_junit: 7 (expected a file path)'],
+    'rtr-rollback_seconds-278': ['router: rollback_seconds: -1 (out of range 0-3600)'],
 }
 
 COMBINATIONS = [

@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from deploys.keys import KeyStore
-from deploys.plan import materialize, validate
-from facts.openwrt import parse_uci_export
 from firewall.proof import check
 from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
-from tests.harness.router_inventory import NETWORK, SERVER, write_inventory
+from tests.harness.router_runs import (
+    plan_for,
+    pyinfra,
+    router_config,
+    secrets_in,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.ssh
 
@@ -26,35 +29,6 @@ if _MISSING:
     if os.environ.get("CI") == "true":
         pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
     pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
-
-
-def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", "--limit", "router",
-         *args],
-        cwd=REPO, capture_output=True, text=True, timeout=300, input="\n",
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    return result
-
-
-def plan_for(secrets: Path, clients, peers):
-    spec = validate(
-        network={**NETWORK, "vpn_peers": peers}, router=("router", {}),
-        server=("ai-server", SERVER),
-        clients=[(n, {"key_on_mac": False, **d}) for n, d in clients],  # no Mac to make keys
-    )
-    return materialize(spec, KeyStore(secrets))
-
-
-def router_config(router: OpenWrtHost) -> dict:
-    return {p: parse_uci_export(f"package {p}\n" + router.read_config(p))[p]
-            for p in ("network", "firewall", "dhcp")}
-
-
-def secrets_in(secrets: Path) -> list[str]:
-    return [p.read_text().strip() for p in secrets.rglob("*") if p.suffix in (".key", ".psk")]
-
 
 @pytest.fixture
 def router(tmp_path):
@@ -77,6 +51,7 @@ def test_converge_then_noop_over_ssh(tmp_path, router):
     # the apply script deleted itself, and the config is committed (nothing pending)
     assert router.run("ls /tmp/pyinfra-apply").stdout == ""
     assert router.run("uci changes").stdout == ""
+    assert router.run("ls -A /tmp/.uci").stdout == ""  # staged in our own save dir, not here
     installed = router.run("opkg list-installed").stdout
     assert "wireguard-tools - " in installed and "kmod-wireguard - " in installed
 
@@ -201,33 +176,37 @@ def test_newer_releases_opkg_and_apk(tmp_path, release):
         assert router.exec_count() == 1
 
 
-def _apply_script_for_factory(router: OpenWrtHost, tmp_path: Path, seconds: int) -> str:
+def _apply_script_for_factory(router: OpenWrtHost, tmp_path: Path, seconds: int,
+                              token: str = "0123456789abcdef") -> str:
     from deploys.router_config import current_defaults_forward, desired_router_config
     from facts.openwrt import OpenWrtState, parse_state
-    from operations.uci import apply_script, compute_changes, needs_rollback_guard
+    from operations.uci import all_reloads, apply_script, compute_changes, needs_rollback_guard
 
     plan = plan_for(tmp_path / "secrets", [("alice-mac", {})], [])
     state = parse_state(router.run(OpenWrtState().command(), check=True).stdout.splitlines())
     changes = compute_changes(
         state["config"], **desired_router_config(plan, current_defaults_forward(state["config"])))
     assert needs_rollback_guard(changes)
-    return apply_script(changes, state["checksum"], rollback_seconds=seconds)
+    return apply_script(changes.batch, changes.expected, changes.packages, all_reloads(changes),
+                        state["checksum"], token, rollback_seconds=seconds)
 
 
 @pytest.mark.parametrize("confirmed", [False, True])
 def test_rollback_guard_restores_unless_confirmed(tmp_path, router, confirmed):
     import time
 
-    from operations.uci import CONFIRM_COMMAND
+    from operations.uci import confirm_command
 
+    token = "0123456789abcdef"
     factory = {p: router.read_config(p) for p in ("network", "firewall", "dhcp")}
-    script = _apply_script_for_factory(router, tmp_path, seconds=2)
-    router.run("cat > /tmp/pyinfra-apply/uci-apply.sh", input=script, check=True)
-    result = router.run("sh /tmp/pyinfra-apply/uci-apply.sh")
+    script = _apply_script_for_factory(router, tmp_path, seconds=2, token=token)
+    router.run(f"cat > /tmp/pyinfra-apply/apply-{token}.sh", input=script, check=True)
+    result = router.run(f"sh /tmp/pyinfra-apply/apply-{token}.sh")
     assert result.returncode == 0, result.stderr
+    assert f"rollback guard {token} armed" in result.stdout
     assert "wg0" in router.read_config("network")
     if confirmed:
-        assert router.run(CONFIRM_COMMAND).returncode == 0
+        assert router.run(confirm_command(token)).returncode == 0
     time.sleep(3.5)
     restored = {p: router.read_config(p) for p in factory}
     if confirmed:
@@ -235,9 +214,10 @@ def test_rollback_guard_restores_unless_confirmed(tmp_path, router, confirmed):
         assert router.run("ls /tmp/pyinfra-apply").stdout == ""
     else:
         assert restored == factory
-        assert router.run("cat /tmp/pyinfra-apply/rolled-back").stdout == "restored\n"
+        marker = router.run(f"cat /tmp/pyinfra-apply/rolled-back-{token}").stdout
+        assert f"token={token} reason=timer restored=network,firewall,dhcp" in marker
         assert router.events()[-3:] == ["network reload", "dnsmasq reload", "firewall reload"]
-        late = router.run(CONFIRM_COMMAND)
+        late = router.run(confirm_command(token))
         assert late.returncode == 1 and "too late" in late.stderr
 
 

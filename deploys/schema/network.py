@@ -218,6 +218,9 @@ NETWORK: tuple[Field, ...] = (
 COMMON: tuple[Field, ...] = (
     Field("configure_host", "bool", "False: the host is in the inventory for its data only",
           True, hosts=("router", "server", "clients"), cli="bool"),
+    Field("rollback_seconds", "int", "the router's rollback guard: seconds before an "
+          "unconfirmed network/firewall change is restored (0: no guard)", 90,
+          hosts=("router",), lo=0, hi=3600, cli="int"),
 )
 
 #: A client host's peer fields (``vpn_`` prefix); ``vpn_keepalive`` is in NETWORK.

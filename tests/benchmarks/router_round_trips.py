@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from tests.harness.openwrt_host import OpenWrtHost, requirements_missing  # noqa: E402
-from tests.harness.router_inventory import write_inventory  # noqa: E402
+from tests.harness.router_runs import write_inventory  # noqa: E402
 
 PACKAGES = ("base-files", "busybox", "dropbear", "firewall4", "libc", "uci")
 

@@ -540,6 +540,7 @@ class OpenWrtHost:
             "/etc/init.d/firewall": OPENWRT_STANDINS_DIR / "init.d" / "firewall",
             "/etc/init.d/dnsmasq": OPENWRT_STANDINS_DIR / "init.d" / "dnsmasq",
             "/sbin/ifup": OPENWRT_STANDINS_DIR / "ifup",
+            "/lib/standin-faults.sh": OPENWRT_STANDINS_DIR / "faults.sh",  # fault injection
             ("/bin/opkg" if pm == "opkg" else "/usr/bin/apk"): OPENWRT_STANDINS_DIR / pm,
         }
         for path, src in self.standin_overrides.items():

@@ -1,0 +1,254 @@
+"""Run the router deploy with the pyinfra CLI against a fake router (:mod:`openwrt_host`), and
+look at the result: the inventory, the runs (blocking or in the background, to interrupt
+them), the desired-state check, the apply dir, stand-in faults, and a sampler of every
+process's argv and environment (to prove no key is ever on a command line).
+
+Shared by ``tests/test_router_ssh.py``, ``tests/test_safe_apply.py``,
+``tests/test_router_faults.py``, ``tests/test_keys_cli.py`` and the router benchmark. The server
+and clients of the inventory are unreachable placeholders (127.0.0.9:9), used with
+``--limit router``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from deploys.keys import KeyStore
+from deploys.plan import materialize, validate
+from facts.openwrt import parse_uci_export
+from tests.harness.openwrt_host import REPO, OpenWrtHost
+
+NETWORK = {
+    "vpn_subnet": "10.10.10.0/24",
+    "vpn_port": 51820,
+    "vpn_endpoint": "vpn.example.org",
+    "lan_subnet": "192.168.1.0/24",
+    "dmz_subnet": "192.168.100.0/24",
+    "dmz_device": "lan4",
+    "lan_to_dmz": False,
+}
+SERVER = {"dmz_address": "192.168.100.10", "dmz_mac": "52:54:00:a1:00:10"}
+CLIENTS = [("alice-mac", {"vpn_name": "alice_mac"}), ("bob-mac", {})]
+PEERS = [{"name": "alice_phone"}]
+PACKAGES = ("network", "firewall", "dhcp")
+
+INVENTORY = """
+from deploys.plan import validate_before_connect
+validate_before_connect()
+_net = {network!r}
+router = [("router", {{**{router!r}, **_net}})]
+server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **{server!r}}})]
+clients = [
+    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, "key_on_mac": False, **_net, **data}})
+    for name, data in {clients!r}
+]
+"""
+
+
+def write_inventory(path: Path, router: OpenWrtHost, secrets: Path, clients=None, peers=None,
+                    router_data: dict | None = None, network: dict | None = None) -> Path:
+    net = {**NETWORK, **(network or {}), "secrets_dir": str(secrets),
+           "peer_output_dir": str(secrets.parent / "peers-out"),
+           "vpn_peers": peers if peers is not None else PEERS}
+    clients = clients if clients is not None else CLIENTS
+    data = {**router.inventory_data(), **(router_data or {})}
+    path.write_text(INVENTORY.format(network=net, router=data, server=SERVER, clients=clients))
+    return path
+
+
+def pyinfra_argv(inventory: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", "--limit",
+            "router", *args]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def pyinfra(inventory: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """One run of the router deploy, as a user types it (answers the prompt with Enter)."""
+    return subprocess.run(pyinfra_argv(inventory, *args), cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, input="\n", env=_env())
+
+
+def pyinfra_background(inventory: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    """Start a run in the background (output to ``log``), to interrupt it."""
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(pyinfra_argv(inventory, *args), cwd=REPO,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=_env())
+
+
+def output(run: subprocess.CompletedProcess[str]) -> str:
+    return run.stdout + run.stderr
+
+
+def plan_for(secrets: Path, clients=None, peers=None):
+    spec = validate(
+        network={**NETWORK, "vpn_peers": peers if peers is not None else PEERS},
+        router=("router", {}), server=("ai-server", SERVER),
+        # no Mac to make its own key: the controller makes them
+        clients=[(n, {"key_on_mac": False, **d})
+                 for n, d in (clients if clients is not None else CLIENTS)],
+    )
+    return materialize(spec, KeyStore(secrets))
+
+
+def router_config(router: OpenWrtHost) -> dict:
+    return {p: parse_uci_export(f"package {p}\n" + router.read_config(p))[p] for p in PACKAGES}
+
+
+def snapshot(router: OpenWrtHost) -> dict[str, str]:
+    return {p: router.read_config(p) for p in PACKAGES}
+
+
+def differences(router: OpenWrtHost, secrets: Path, clients=None, peers=None) -> list[str]:
+    """The uci changes still needed to reach the desired state (empty: the router matches)."""
+    from deploys.router_config import current_defaults_forward, desired_router_config
+    from facts.openwrt import OpenWrtState, parse_state
+    from operations.uci import compute_changes
+
+    state = parse_state(router.run(OpenWrtState().command(), check=True).stdout.splitlines())
+    config = state["config"]
+    plan = plan_for(secrets, clients, peers)
+    return compute_changes(
+        config, **desired_router_config(plan, current_defaults_forward(config))).summary
+
+
+def apply_dir(router: OpenWrtHost) -> list[str]:
+    """Names in the router's apply dir (guards, markers, leftovers)."""
+    return sorted(router.run("ls -A /tmp/pyinfra-apply 2>/dev/null").stdout.split())
+
+
+def shared_save_dir(router: OpenWrtHost) -> list[str]:
+    """Non-empty files in the shared uci save dir (someone's pending changes; ``uci revert``
+    leaves an empty file behind, as the real uci does)."""
+    listing = router.run('for f in /tmp/.uci/* /tmp/.uci/.[!.]*; do [ -s "$f" ] && '
+                         'echo "${f##*/}"; done; true')
+    return sorted(listing.stdout.split())
+
+
+def set_faults(router: OpenWrtHost, lines: Iterable[str]) -> None:
+    """Stand-in fault injection: ``"<point> fail [n]"`` / ``"<point> delay <s>"`` lines
+    (see tests/standins/openwrt/faults.sh); an empty list removes every fault."""
+    lines = list(lines)
+    text = "".join(f"{line}\n" for line in lines)
+    router.run("rm -f /tmp/standin-faults /tmp/standin-faults.*.count", check=True)
+    if lines:
+        router.run("cat > /tmp/standin-faults", input=text, check=True)
+
+
+def secrets_in(secrets: Path) -> list[str]:
+    return [p.read_text().strip() for p in secrets.rglob("*") if p.suffix in (".key", ".psk")]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+_SAMPLER = r"""
+import json, os, sys
+needles = [n.encode() for n in json.loads(sys.stdin.readline())]
+stop, out = sys.argv[1], sys.argv[2]
+me, parent = str(os.getpid()), str(os.getppid())
+argvs, hits, sweeps = set(), [], 0
+while not os.path.exists(stop):
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or entry.name in (me, parent):
+            continue
+        for kind in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{entry.name}/{kind}", "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if kind == "cmdline" and data:
+                argvs.add(data.replace(b"\0", b" ").decode("utf-8", "replace")[:300])
+            for needle in needles:
+                if needle in data:
+                    shown = data.split(b"\0")[0][:60].decode(errors="replace")
+                    hits.append(f"{kind} of pid {entry.name}: {shown}")
+    sweeps += 1
+with open(out, "w") as f:
+    json.dump({"argvs": sorted(argvs), "hits": hits, "sweeps": sweeps}, f)
+"""
+
+
+class ProcSampler:
+    """Samples ``/proc/<pid>/cmdline`` and ``environ`` of every process on this machine (the
+    fake router's PID namespace is a child of ours, so its processes are all visible) until
+    stopped; records every distinct argv and each needle found in any argv or environment.
+
+    The sampling runs in a separate process (pyinfra monkey-patches ``threading`` with gevent
+    when it is imported in the test process, and a busy greenlet would never yield); the
+    needles reach it on stdin, never on its command line."""
+
+    def __init__(self, needles: Sequence[str], workdir: Path | None = None) -> None:
+        self.needles = [n for n in needles if n]
+        self.argvs: set[str] = set()
+        self.hits: list[str] = []
+        self.sweeps = 0
+        import tempfile
+
+        self._dir = Path(tempfile.mkdtemp(prefix="sampler-", dir=workdir))
+        self._proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> ProcSampler:
+        import json
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _SAMPLER, str(self._dir / "stop"), str(self._dir / "out")],
+            stdin=subprocess.PIPE, text=True)
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(self.needles) + "\n")
+        self._proc.stdin.close()
+        time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import json
+
+        (self._dir / "stop").write_text("")
+        if self._proc is not None:
+            self._proc.wait(timeout=60)
+        data = json.loads((self._dir / "out").read_text())
+        self.argvs, self.hits, self.sweeps = set(data["argvs"]), data["hits"], data["sweeps"]
+
+
+def hand_apply_script(router: OpenWrtHost, secrets: Path, seconds: int, token: str,
+                      clients=None, peers=None) -> str:
+    """Upload (not run) the apply script the deploy would use now, as ``apply-<token>.sh``,
+    with a guard of ``seconds``; returns its path. Running it by hand and never confirming is
+    what a controller that died right after the apply leaves behind."""
+    from deploys.router_config import current_defaults_forward, desired_router_config
+    from facts.openwrt import OpenWrtState, parse_state
+    from operations.uci import all_reloads, apply_script, compute_changes, needs_rollback_guard
+
+    plan = plan_for(secrets, clients, peers)
+    state = parse_state(router.run(OpenWrtState().command(), check=True).stdout.splitlines())
+    changes = compute_changes(
+        state["config"], **desired_router_config(plan, current_defaults_forward(state["config"])))
+    reloads = all_reloads(changes)
+    guard = seconds if needs_rollback_guard(reloads) else 0
+    script = apply_script(changes.batch, changes.expected, changes.packages, reloads,
+                          state["checksum"], token, rollback_seconds=guard)
+    path = f"/tmp/pyinfra-apply/apply-{token}.sh"
+    router.run(f"cat > {path}", input=script, check=True)
+    return path
+
+
+def hand_apply(router: OpenWrtHost, secrets: Path, seconds: int, token: str, clients=None,
+               peers=None) -> subprocess.CompletedProcess[str]:
+    """Apply the desired state by hand with an armed, never-confirmed guard."""
+    path = hand_apply_script(router, secrets, seconds, token, clients, peers)
+    return router.run(f"sh {path}")
