@@ -21,8 +21,8 @@ from tests.harness.router_runs import (
     differences,
     hand_apply,
     hand_apply_script,
+    keys_recorded,
     output,
-    plan_for,
     pyinfra,
     secrets_in,
     set_faults,
@@ -82,7 +82,7 @@ def converged_and_quiet(router, secrets, inventory, **kw) -> None:
 def test_keys_never_on_a_command_line_or_in_an_environment(router, secrets, inventory, tmp_path):
     # slow the router down a little so that every step is sampled many times
     set_faults(router, ["uci-batch delay 1", "uci-commit-network delay 0.5"])
-    plan_for(secrets)  # the keys the run will use exist before it starts
+    keys_recorded(secrets)  # the keys the run will use exist before it starts
     keys = secrets_in(secrets)
     assert len(keys) >= 5
     with ProcSampler(keys) as sampler:
@@ -110,7 +110,10 @@ def test_bad_rollback_seconds_is_refused_before_anything(router, secrets, tmp_pa
                                 router_data={"rollback_seconds": "soon"})
     run = pyinfra(inventory, "-y")
     assert run.returncode == 2, output(run)
-    assert "router: rollback_seconds = 'soon': expected whole seconds, 0 to 3600" in run.stderr
+    # refused by the schema before any host is contacted (deploys/schema/network.py)
+    assert "router: rollback_seconds: 'soon' (expected a whole number from 0 to 3600)" \
+        in run.stderr
+    assert "Nothing was changed: no host was contacted." in run.stderr
     assert "Traceback" not in output(run)
     assert snapshot(router) == factory and apply_dir(router) == []
 

@@ -99,6 +99,16 @@ def plan_for(secrets: Path, clients=None, peers=None):
     return materialize(spec, KeyStore(secrets))
 
 
+def keys_recorded(secrets: Path, clients=None, peers=None):
+    """The plan, with its keys written to the key store as a successful run records them
+    (stage + commit): a test that must know the keys before a run starts."""
+    plan = plan_for(secrets, clients, peers)
+    store = KeyStore(secrets)
+    store.stage(plan.key_changes)
+    store.commit(plan.key_changes)
+    return plan
+
+
 def router_config(router: OpenWrtHost) -> dict:
     return {p: parse_uci_export(f"package {p}\n" + router.read_config(p))[p] for p in PACKAGES}
 
@@ -234,7 +244,7 @@ def hand_apply_script(router: OpenWrtHost, secrets: Path, seconds: int, token: s
     from facts.openwrt import OpenWrtState, parse_state
     from operations.uci import all_reloads, apply_script, compute_changes, needs_rollback_guard
 
-    plan = plan_for(secrets, clients, peers)
+    plan = keys_recorded(secrets, clients, peers)  # the keys the later runs will use
     state = parse_state(router.run(OpenWrtState().command(), check=True).stdout.splitlines())
     changes = compute_changes(
         state["config"], **desired_router_config(plan, current_defaults_forward(state["config"])))
