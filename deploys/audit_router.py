@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploys.audit_report import HostAudit, human_age, human_bytes
+from deploys.expiry import describe as describe_peer
 from deploys.plan import Plan
 from deploys.router_config import (
     DMZ_INTERFACE,
@@ -144,10 +145,13 @@ def _audit_wireguard(audit: HostAudit, plan: Plan, wg: Mapping[str, Any],
     live = {p["public_key"]: p for p in wg.get("peers") or []}
     for peer in plan.peers:
         seen = live.pop(peer.public_key, None)
-        if not peer.enabled:
+        if not peer.enabled or peer.expired:
+            # disabled or past its `expires` date: off the VPN (deploys/expiry.py)
+            state_text = describe_peer(peer.name, peer.expires, peer.enabled)
             if seen is not None:
-                audit.add("peer", peer.name, "drift", "disabled in the inventory but on "
-                          "the interface")
+                audit.add("peer", peer.name, "drift", f"{state_text}; but on the interface")
+            else:
+                audit.add("peer", peer.name, "info", state_text)
             continue
         if seen is None:
             audit.add("peer", peer.name, "drift", f"{peer.address}: not on the interface")
@@ -171,8 +175,10 @@ def _audit_wireguard(audit: HostAudit, plan: Plan, wg: Mapping[str, Any],
             status, when = "ok", f"handshake {human_age(max(now - hs, 0))} ago"
         if wrong:
             status = "drift"
+        expiry = [describe_peer(peer.name, peer.expires, True).split(": ", 1)[-1]] \
+            if peer.expires is not None else []
         audit.add("peer", peer.name, status,
-                  f"{peer.address}: " + "; ".join(wrong + [when, traffic]))
+                  f"{peer.address}: " + "; ".join(wrong + [when, traffic] + expiry))
     for key, seen in live.items():
         audit.add("peer", f"unknown {key[:10]}...", "drift",
                   f"on the interface, not in the inventory: allowed ips "

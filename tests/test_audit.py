@@ -269,3 +269,28 @@ def test_cross_check_of_the_clients_router_key():
     assert good.drift == [] and good.findings[-1].detail == "= the live router's public key"
     assert bad.drift[0].detail == "OLD= is not the live router's LIVE="
     assert cross_check([good]) == []  # no router in this run: nothing to compare
+
+
+def test_disabled_expired_and_expiring_peers_show_in_the_audit(router):
+    import dataclasses
+    import datetime
+
+    plan = router.plan
+    today = datetime.date.today()
+    peers = {p.name: p for p in plan.peers}
+    plan = dataclasses.replace(plan, peers=(
+        dataclasses.replace(peers["alice_mac"], expires=today + datetime.timedelta(days=10)),
+        dataclasses.replace(peers["bob_mac"], enabled=False),
+        dataclasses.replace(peers["alice_phone"], expires=today - datetime.timedelta(days=1)),
+    ))
+    router.set_dump(router.plan, {"alice_mac": (NOW - 30, "198.51.100.7:40123")})
+    audit = audit_router("router", plan, router.read())
+    peer_rows = rows(audit, "peer")
+    assert peer_rows["alice_mac"][0] == "ok"
+    assert peer_rows["alice_mac"][1].endswith(
+        f"enabled, expires {today + datetime.timedelta(days=10)} (in 10 days)")
+    # bob_mac and alice_phone are still on the interface of the dump: drift, with the reason
+    assert peer_rows["bob_mac"] == ("drift", "peer bob_mac: disabled (enabled: False); but on "
+                                             "the interface")
+    assert peer_rows["alice_phone"][0] == "drift"
+    assert f"expired on {today - datetime.timedelta(days=1)}" in peer_rows["alice_phone"][1]
