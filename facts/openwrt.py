@@ -379,7 +379,8 @@ class UciPackage(FactBase):
             "|",
             "awk",
             '-v tmp="${k:+$k/v}"',
-            QuoteString(_HASH_SECRETS_AWK) + ";",
+            QuoteString(_HASH_SECRETS_AWK),
+            ";",
             _HASH_TMPDIR_END,
         )
 
