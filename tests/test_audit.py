@@ -177,9 +177,6 @@ def test_the_router_audit_read_returns_no_key(router):
         assert secret not in router.raw and secret not in json.dumps(fact)
 
 
-@pytest.mark.xfail(reason="facts/openwrt.py (OpenWrtState, being reworked by H6) hashes uci "
-                          "keys with `sh -c \"printf %s 'KEY' | sha256sum\"` from awk: the key "
-                          "is on that shell's command line while it runs", strict=False)
 def test_the_uci_export_part_keeps_keys_off_command_lines(router):
     plan = router.plan
     router.set_dump(plan, {})
