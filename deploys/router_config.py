@@ -49,6 +49,7 @@ from typing import Any
 from deploys.plan import Plan
 from firewall.flows import network_of
 from firewall.policy import PolicyError, declares_access, parse_target, peer_access
+from operations.uci import edit_matches
 
 #: Factory 23.05 WAN input rules that a WAN link needs (DHCP, ICMP, IGMP); kept enabled.
 WAN_BASICS = [
@@ -258,26 +259,6 @@ def access_rules(plan: Plan) -> list[dict[str, Any]]:
     return out
 
 
-def _matches(section: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
-    """An edit's ``match`` against a section (the semantics of ``operations.uci``)."""
-    for key, want in match.items():
-        if key == "type":
-            if section["type"] != want:
-                return False
-            continue
-        have = section["options"].get(key)
-        if isinstance(want, Mapping) and "not_in" in want:
-            if have in want["not_in"]:
-                return False
-            continue
-        if isinstance(have, list):
-            if want not in have:
-                return False
-        elif have != want:
-            return False
-    return True
-
-
 def config_after(config: Mapping[str, list[dict[str, Any]]],
                  sections: Iterable[Mapping[str, Any]] = (),
                  absent: Iterable[Mapping[str, Any]] = (),
@@ -310,10 +291,10 @@ def config_after(config: Mapping[str, list[dict[str, Any]]],
             if sec.get("name") and key in gone:
                 continue
             if (pkg, sec["type"]) in exclusive or any(
-                    e.get("delete") and _matches(sec, e.get("match", {})) for e in edits_here):
+                    e.get("delete") and edit_matches(sec, e.get("match", {})) for e in edits_here):
                 continue
             for e in edits_here:
-                if e.get("delete") or not _matches(sec, e.get("match", {})):
+                if e.get("delete") or not edit_matches(sec, e.get("match", {})):
                     continue
                 sec["options"].update(copy.deepcopy(e.get("set", {})))
                 for opt, values in e.get("del_list", {}).items():

@@ -182,7 +182,9 @@ def _converge_option(
     _set(rec, pkg, stype, ref, opt, desired)
 
 
-def _matches(section: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+def edit_matches(section: Mapping[str, Any], match: Mapping[str, Any]) -> bool:
+    """Whether an edit's ``match`` selects ``section`` (by ``type``, option values, list
+    membership, or ``{"not_in": [...]}``); also used by the firewall proof's ``config_after``."""
     for key, want in match.items():
         if key == "type":
             if section["type"] != want:
@@ -264,7 +266,7 @@ def compute_changes(
             if owned(sec):
                 continue
             doomed = (pkg, sec["type"]) in exclusive or any(
-                e.get("delete") and _matches(sec, e.get("match", {})) for e in pkg_edits
+                e.get("delete") and edit_matches(sec, e.get("match", {})) for e in pkg_edits
             )
             if doomed:
                 deleted.add(_ref(sec))
@@ -275,7 +277,8 @@ def compute_changes(
             if edit.get("delete"):
                 continue
             for sec in current:
-                if owned(sec) or _ref(sec) in deleted or not _matches(sec, edit.get("match", {})):
+                if (owned(sec) or _ref(sec) in deleted
+                        or not edit_matches(sec, edit.get("match", {}))):
                     continue
                 ref, stype = _ref(sec), sec["type"]
                 for opt, value in edit.get("set", {}).items():
