@@ -31,7 +31,7 @@ import pytest
 
 from tests.harness import fake_mac
 from tests.harness.fake_mac import OLLAMA_STATE, FakeMac
-from tests.harness.openwrt_host import _free_port
+from tests.harness.sshd_host import _free_port
 
 pytestmark = pytest.mark.ssh
 

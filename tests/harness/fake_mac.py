@@ -42,14 +42,15 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.harness.openwrt_host import (
-    _JSON_ESCAPE_BASH,
+from tests.harness.openwrt_host import requirements_missing
+from tests.harness.sshd_host import (
     HarnessError,
-    _cfg_path,
+    SshdHost,
     _tool,
-    requirements_missing,
+    log_command_bash,
+    sftp_server,
+    shell_args_bash,
 )
-from tests.harness.sshd_host import SshdHost, sftp_server
 
 REPO = Path(__file__).resolve().parents[2]
 MACOS_STANDINS = REPO / "tests" / "standins" / "macos"
@@ -224,40 +225,20 @@ class FakeMac(SshdHost):
                "MACOS_STANDIN_STATE": STATE_DIR,
                "MACOS_STANDIN_REAL_NET": "1" if self.real_net else "0", **self.env}
         words = " ".join(_q(f"{k}={v}") for k, v in env.items())
-        sftp = sftp_server()
         force = bindir / "force-command"
         force.write_text(
             "#!/bin/bash\n"
             f"# sshd ForceCommand of fake Mac {self.hostname}: log the command, run it as the"
             " user\nexport LC_ALL=C\n"
-            + _JSON_ESCAPE_BASH
-            + "if [[ -n ${SSH_ORIGINAL_COMMAND+x} ]]; then\n"
-            "\tline=\"{\\\"t\\\": $EPOCHREALTIME, \\\"uid\\\": $(id -u), \\\"conn\\\": "
-            "$(json_string \"${SSH_CONNECTION-}\"), \\\"cmd\\\": "
-            "$(json_string \"$SSH_ORIGINAL_COMMAND\")}\"\n"
-            f"\t{{ flock 9; printf '%s\\n' \"$line\" >&9; }} 9>>{_q(self.commands_log)}\n"
-            "fi\n"
-            f"cd {_q(self.mac_home)}\n"
-            "case ${SSH_ORIGINAL_COMMAND-} in\n"
-            f"\tinternal-sftp|*/sftp-server) exec {_q(sftp)} ;;\n"
-            "esac\n"
-            "if [[ -n ${SSH_ORIGINAL_COMMAND+x} ]]; then set -- -c \"$SSH_ORIGINAL_COMMAND\";"
-            " else set -- -l; fi\n"
-            f"exec env -i {words}"
+            + log_command_bash(self.commands_log, (
+                ("uid", "$(id -u)"), ("conn", '$(json_string "${SSH_CONNECTION-}")')))
+            + shell_args_bash(self.mac_home, sftp=True)
+            + f"exec env -i {words}"
             ' ${SSH_CLIENT:+"SSH_CLIENT=$SSH_CLIENT"}'
             ' ${SSH_CONNECTION:+"SSH_CONNECTION=$SSH_CONNECTION"} /bin/sh "$@"\n')
         self._force_command = force
-        self.sshd_config_path.write_text(
-            "".join(f"ListenAddress {a}:{self.port}\n" for a in self.listen)
-            + f"HostKey {_cfg_path(self.host_key_path)}\nPidFile none\nUsePAM no\n"
-            "StrictModes no\nPermitRootLogin no\n"
-            f"AllowUsers {self.user}\nPubkeyAuthentication yes\n"
-            "AuthenticationMethods publickey\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\n"
-            f"AuthorizedKeysFile {_cfg_path(self.ssh_dir / 'authorized_keys')}\n"
-            f"ForceCommand {_cfg_path(force)}\nSubsystem sftp {sftp}\nSetEnv SHLVL=1\n"
-            "AllowTcpForwarding no\nX11Forwarding no\nPrintMotd no\nPrintLastLog no\n"
-            "UseDNS no\nMaxSessions 64\nMaxStartups 64:30:128\nLogLevel INFO\n")
+        self._write_sshd_config(force, sftp=True,
+                                authorized_keys=self.ssh_dir / "authorized_keys")
         r = str(self.root)
         base = self.base
         etc = base / "etc"

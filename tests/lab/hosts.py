@@ -31,8 +31,13 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.harness.openwrt_host import _JSON_ESCAPE_BASH, HarnessError, _cfg_path, _tool
-from tests.harness.sshd_host import SshdHost, sftp_server
+from tests.harness.sshd_host import (
+    HarnessError,
+    SshdHost,
+    _tool,
+    log_command_bash,
+    shell_args_bash,
+)
 
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -80,28 +85,15 @@ class NamespaceHost(SshdHost):
             f"exec {_q(_tool('sshd'))} -D -e -f {_q(self.sshd_config_path)}\n")
         path = ":".join([*self.path_prepend, HOST_PATH])
         extra_env = "".join(f" {_q(f'{k}={v}')}" for k, v in sorted(self.env.items()))
-        sftp = sftp_server()
         self._force_command = bindir / "force-command"
         self._force_command.write_text(
             "#!/bin/bash\n"
             f"# sshd ForceCommand of lab host {self.name}: log the command as one JSON line,\n"
             "# then run it inside the host's network namespace.\n"
             "export LC_ALL=C\n"
-            + _JSON_ESCAPE_BASH
-            + "if [[ -n ${SSH_ORIGINAL_COMMAND+x} ]]; then\n"
-            "\tline=\"{\\\"t\\\": $EPOCHREALTIME, \\\"cmd\\\": $(json_string "
-            "\"$SSH_ORIGINAL_COMMAND\")}\"\n"
-            f"\t{{ {_q(_tool('flock'))} 9; printf '%s\\n' \"$line\" >&9; }}"
-            f" 9>>{_q(self.commands_log)}\n"
-            "fi\n"
-            f"cd {_q(self.home)}\n"
-            "case ${SSH_ORIGINAL_COMMAND-} in\n"
-            f"\tinternal-sftp|*/sftp-server) exec {_q(sftp)} ;;\n"
-            "esac\n"
-            "if [[ -n ${SSH_ORIGINAL_COMMAND+x} ]]; then set -- -c \"$SSH_ORIGINAL_COMMAND\";"
-            " else set -- -l; fi\n"
-            f"exec {_q(_tool('env'))} -i PATH={_q(path)} HOME={_q(self.home)} USER=root"
-            " LOGNAME=root SHELL=/bin/sh LC_ALL=C.UTF-8"
+            + log_command_bash(self.commands_log) + shell_args_bash(self.home, sftp=True)
+            + f"exec {_q(_tool('env'))} -i PATH={_q(path)} HOME={_q(self.home)}"
+            " USER=root LOGNAME=root SHELL=/bin/sh LC_ALL=C.UTF-8"
             ' ${SSH_CLIENT:+"SSH_CLIENT=$SSH_CLIENT"}'
             ' ${SSH_CONNECTION:+"SSH_CONNECTION=$SSH_CONNECTION"}'
             f"{extra_env}"
@@ -109,36 +101,7 @@ class NamespaceHost(SshdHost):
         for script in (setup, self._force_command):
             os.chmod(script, 0o755)
         self._setup_script = setup
-        self._write_sshd_config()
-
-    def _write_sshd_config(self) -> None:
-        self.sshd_config_path.write_text(f"""\
-ListenAddress 127.0.0.1:{self.port}
-HostKey {_cfg_path(self.host_key_path)}
-PidFile none
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-AllowUsers root
-PubkeyAuthentication yes
-AuthenticationMethods publickey
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AuthorizedKeysFile {_cfg_path(self.key_path.with_suffix('.pub'))}
-ForceCommand {_cfg_path(self._force_command)}
-Subsystem sftp {sftp_server()}
-SetEnv SHLVL=1
-AllowTcpForwarding no
-AllowAgentForwarding no
-X11Forwarding no
-PermitTunnel no
-PrintMotd no
-PrintLastLog no
-UseDNS no
-MaxSessions 64
-MaxStartups 64:30:128
-LogLevel INFO
-""")
+        self._write_sshd_config(self._force_command, sftp=True)
 
 
 # -- counting, shared by the router and the other hosts ---------------------------------------
