@@ -6,10 +6,17 @@ processes of this machine (the lab's hosts are namespaces, not virtual machines)
 sampler that reads ``/proc/<pid>/cmdline`` and ``/proc/<pid>/environ`` of every process sees
 them all. Needs root to read other users' environments (the fake Macs' login users, sshd).
 
-A process living shorter than the sampling interval can be missed; the sampler therefore
-polls as fast as it can (a tight loop with a tiny sleep) and reports how many samples and
-distinct processes it saw, so a test can check it really observed the run (e.g. the sshd
-children and the ``sh -c`` of pyinfra's commands).
+The sampling runs in a separate process (this file, run as a script): pyinfra monkey-patches
+``threading`` with gevent when it is imported in the test process, and a busy greenlet would
+starve a sampling thread. The sampler process skips itself and the test process, keeps every
+distinct argv and environment with the PID namespaces it was seen in, and hands them over on
+its stdout when its stdin is closed (nothing is written to disk); the secrets to look for are
+only ever compared in the test process, after the run.
+
+A process living shorter than a sweep can be missed; the sampler therefore sweeps as fast as
+it can (a tiny sleep between sweeps) and reports how many sweeps and distinct processes it saw,
+so a test can check it really observed the run (e.g. the sshd children and the ``sh -c`` of
+pyinfra's commands).
 
 Example::
 
@@ -21,75 +28,57 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import json
 import os
-import threading
+import select
+import subprocess
+import sys
 import time
 from collections.abc import Iterable
 
 
 class ArgvSampler:
-    """Background thread that records every distinct argv and environment it sees."""
+    """Records every distinct argv and environment of every process (but the test process
+    and the sampler's own) from :meth:`start` to :meth:`stop`, in a sampler subprocess."""
 
-    def __init__(self, interval: float = 0.0005, exclude_self: bool = True) -> None:
+    def __init__(self, interval: float = 0.0005) -> None:
         self.interval = interval
-        self.exclude = {os.getpid()} if exclude_self else set()
         self.argvs: set[str] = set()
         self.environs: set[str] = set()
         #: text -> the pid namespaces it was seen in (``ns_of(pid)``), to tell hosts apart
         self.where: dict[str, set[str]] = {}
         self.samples = 0
-        self._seen: set[tuple[int, float]] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.processes = 0
+        self._proc: subprocess.Popen[bytes] | None = None
 
     # -- sampling ----------------------------------------------------------------------------
-    @staticmethod
-    def _read(path: str) -> bytes:
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:  # gone, or not ours to read
-            return b""
-
-    def sample_once(self) -> None:
-        """Read every process's argv and environment once."""
-        try:
-            pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-        except OSError:
-            return
-        for pid in pids:
-            if pid in self.exclude:
-                continue
-            argv = self._read(f"/proc/{pid}/cmdline")
-            if not argv:
-                continue
-            ns = self.ns_of(pid)
-            text = argv.replace(b"\0", b" ").decode(errors="replace")
-            self.argvs.add(text)
-            self.where.setdefault(text, set()).add(ns)
-            env = self._read(f"/proc/{pid}/environ")
-            if env:
-                etext = env.replace(b"\0", b"\n").decode(errors="replace")
-                self.environs.add(etext)
-                self.where.setdefault(etext, set()).add(ns)
-            self._seen.add((pid, hash(argv)))
-        self.samples += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample_once()
-            time.sleep(self.interval)
-
     def start(self) -> ArgvSampler:
-        self._thread = threading.Thread(target=self._run, name="argv-sampler", daemon=True)
-        self._thread.start()
+        """Start the sampler process; returns once it has swept ``/proc`` once."""
+        self._proc = subprocess.Popen([sys.executable, "-S", __file__, str(self.interval)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline() != b"ready\n":
+            self._proc.kill()
+            self._proc.wait()
+            raise RuntimeError("the argv sampler did not start")
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.sample_once()
+        """Stop the sampler (after one last sweep) and take over what it saw."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        out, _ = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the argv sampler failed (exit {proc.returncode})")
+        data = json.loads(out)
+        for kind, texts in (("argvs", self.argvs), ("environs", self.environs)):
+            for encoded, namespaces in data[kind]:
+                text = base64.b64decode(encoded).decode(errors="replace")
+                texts.add(text)
+                self.where.setdefault(text, set()).update(namespaces)
+        self.samples, self.processes = data["samples"], data["processes"]
 
     def __enter__(self) -> ArgvSampler:
         return self.start()
@@ -135,10 +124,66 @@ class ArgvSampler:
         return hits
 
     def stats(self) -> dict[str, int]:
-        """How much was observed: ``samples``, distinct ``processes``, distinct ``argvs``."""
-        return {"samples": self.samples, "processes": len(self._seen),
-                "argvs": len(self.argvs)}
+        """How much was observed: ``samples`` (sweeps), distinct ``processes``, distinct
+        ``argvs``."""
+        return {"samples": self.samples, "processes": self.processes, "argvs": len(self.argvs)}
 
     def saw(self, fragment: str) -> bool:
         """Whether some sampled command line contains ``fragment``."""
         return any(fragment in argv for argv in self.argvs)
+
+
+# -- the sampler process -----------------------------------------------------------------------
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:  # gone, or not ours to read
+        return b""
+
+
+def _sample(interval: float) -> None:  # pragma: no cover - runs in the sampler process
+    """Sweep /proc until stdin is closed; then print what was seen as one JSON document."""
+    skip = {str(os.getpid()), str(os.getppid())}
+    argvs: dict[bytes, set[str]] = {}
+    environs: dict[bytes, set[str]] = {}
+    seen: set[tuple[str, bytes]] = set()
+    samples = 0
+
+    def sweep() -> None:
+        for entry in os.scandir("/proc"):
+            pid = entry.name
+            if not pid.isdigit() or pid in skip:
+                continue
+            argv, env = _read(f"/proc/{pid}/cmdline"), _read(f"/proc/{pid}/environ")
+            if not argv and not env:  # a kernel thread, gone, or not readable
+                continue
+            ns = ArgvSampler.ns_of(pid)
+            if argv:
+                argvs.setdefault(argv.replace(b"\0", b" "), set()).add(ns)
+                seen.add((pid, argv))
+            if env:
+                environs.setdefault(env.replace(b"\0", b"\n"), set()).add(ns)
+
+    sweep()
+    samples += 1
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while not select.select([sys.stdin], [], [], 0)[0]:
+        sweep()
+        samples += 1
+        time.sleep(interval)
+    sweep()  # the last look, after the run
+    samples += 1
+
+    def listed(texts: dict[bytes, set[str]]) -> list:
+        return [[base64.b64encode(t).decode(), sorted(ns)] for t, ns in texts.items()]
+
+    json.dump({"argvs": listed(argvs), "environs": listed(environs), "samples": samples,
+               "processes": len(seen)}, sys.stdout)
+
+
+if __name__ == "__main__":
+    _sample(float(sys.argv[1]))

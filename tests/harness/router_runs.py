@@ -1,7 +1,6 @@
 """Run the router deploy with the pyinfra CLI against a fake router (:mod:`openwrt_host`), and
 look at the result: the inventory, the runs (blocking or in the background, to interrupt
-them), the desired-state check, the apply dir, stand-in faults, and a sampler of every
-process's argv and environment (to prove no key is ever on a command line).
+them), the desired-state check, the apply dir and stand-in faults.
 
 Shared by ``tests/test_router_ssh.py``, ``tests/test_safe_apply.py``,
 ``tests/test_router_faults.py``, ``tests/test_keys_cli.py`` and the router benchmark. The server
@@ -15,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from deploys.keys import KeyStore
@@ -164,75 +163,6 @@ def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
             return True
         time.sleep(interval)
     return False
-
-
-_SAMPLER = r"""
-import json, os, sys
-needles = [n.encode() for n in json.loads(sys.stdin.readline())]
-stop, out = sys.argv[1], sys.argv[2]
-me, parent = str(os.getpid()), str(os.getppid())
-argvs, hits, sweeps = set(), [], 0
-while not os.path.exists(stop):
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or entry.name in (me, parent):
-            continue
-        for kind in ("cmdline", "environ"):
-            try:
-                with open(f"/proc/{entry.name}/{kind}", "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            if kind == "cmdline" and data:
-                argvs.add(data.replace(b"\0", b" ").decode("utf-8", "replace")[:300])
-            for needle in needles:
-                if needle in data:
-                    shown = data.split(b"\0")[0][:60].decode(errors="replace")
-                    hits.append(f"{kind} of pid {entry.name}: {shown}")
-    sweeps += 1
-with open(out, "w") as f:
-    json.dump({"argvs": sorted(argvs), "hits": hits, "sweeps": sweeps}, f)
-"""
-
-
-class ProcSampler:
-    """Samples ``/proc/<pid>/cmdline`` and ``environ`` of every process on this machine (the
-    fake router's PID namespace is a child of ours, so its processes are all visible) until
-    stopped; records every distinct argv and each needle found in any argv or environment.
-
-    The sampling runs in a separate process (pyinfra monkey-patches ``threading`` with gevent
-    when it is imported in the test process, and a busy greenlet would never yield); the
-    needles reach it on stdin, never on its command line."""
-
-    def __init__(self, needles: Sequence[str], workdir: Path | None = None) -> None:
-        self.needles = [n for n in needles if n]
-        self.argvs: set[str] = set()
-        self.hits: list[str] = []
-        self.sweeps = 0
-        import tempfile
-
-        self._dir = Path(tempfile.mkdtemp(prefix="sampler-", dir=workdir))
-        self._proc: subprocess.Popen[str] | None = None
-
-    def __enter__(self) -> ProcSampler:
-        import json
-
-        self._proc = subprocess.Popen(
-            [sys.executable, "-c", _SAMPLER, str(self._dir / "stop"), str(self._dir / "out")],
-            stdin=subprocess.PIPE, text=True)
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(self.needles) + "\n")
-        self._proc.stdin.close()
-        time.sleep(0.2)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import json
-
-        (self._dir / "stop").write_text("")
-        if self._proc is not None:
-            self._proc.wait(timeout=60)
-        data = json.loads((self._dir / "out").read_text())
-        self.argvs, self.hits, self.sweeps = set(data["argvs"]), data["hits"], data["sweeps"]
 
 
 def hand_apply_script(router: OpenWrtHost, secrets: Path, seconds: int, token: str,
