@@ -59,6 +59,26 @@ MIN_JSON_MODE = "0.1.24"
 MIN_RESPONSES_FULL = "0.14.2"  # the full Responses object (0.13.3-0.14.1: a minimal one)
 MIN_TOOL_STREAM = "0.12.10"  # tool calls streamed with ids
 MIN_ANTHROPIC_TOOL_STREAM = "0.18.0"  # before: tool_use blocks streamed with a quirk
+TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _parsed(text: Any, failure: str) -> Any:
+    """``text`` parsed as JSON; a :class:`CheckFailed` saying ``failure`` when it is not."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise CheckFailed(failure) from None
+
+
+def _counts_tokens(usage: dict[str, Any]) -> bool:
+    """Whether an OpenAI ``usage`` object has integer prompt/completion/total token counts."""
+    return all(isinstance(usage.get(k), int) for k in TOKEN_COUNTS)
+
+
+def _finish_reasons(chunks: list[dict[str, Any]]) -> list[Any]:
+    """The ``finish_reason`` of every choice of every chunk that has one, in order."""
+    return [ch.get("finish_reason") for d in chunks for ch in d.get("choices") or []
+            if ch.get("finish_reason")]
 
 # -- native --------------------------------------------------------------------------------
 
@@ -162,9 +182,7 @@ def _completion(body: Any, what: str) -> dict[str, Any]:
     expect(choices[0].get("finish_reason") in ("stop", "length", "tool_calls"),
            f"{what}: finish_reason {choices[0].get('finish_reason')!r}")
     usage = body.get("usage") or {}
-    expect(all(isinstance(usage.get(k), int) for k in
-               ("prompt_tokens", "completion_tokens", "total_tokens")),
-           f"{what}: usage {usage!r} lacks prompt/completion/total tokens")
+    expect(_counts_tokens(usage), f"{what}: usage {usage!r} lacks prompt/completion/total tokens")
     return msg
 
 
@@ -190,9 +208,7 @@ def openai_chat_stream(c: Context) -> None:
     text = "".join((ch.get("delta") or {}).get("content") or ""
                    for d in chunks for ch in d.get("choices") or [])
     expect(text, "chat stream: no content in the deltas")
-    reasons = [ch.get("finish_reason") for d in chunks for ch in d.get("choices") or []
-               if ch.get("finish_reason")]
-    expect(reasons, "chat stream: no chunk carries a finish_reason")
+    expect(_finish_reasons(chunks), "chat stream: no chunk carries a finish_reason")
 
 
 def openai_chat_stream_usage(c: Context) -> None:
@@ -200,9 +216,7 @@ def openai_chat_stream_usage(c: Context) -> None:
     chunks = _chunks(c, _chat(c, stream=True, stream_options={"include_usage": True}),
                      "chat stream with include_usage")
     last = chunks[-1] if chunks else {}
-    usage = last.get("usage") or {}
-    expect(all(isinstance(usage.get(k), int) for k in
-               ("prompt_tokens", "completion_tokens", "total_tokens")),
+    expect(_counts_tokens(last.get("usage") or {}),
            f"chat stream with include_usage: the last chunk before [DONE] has no usage: {last!r}")
 
 
@@ -212,10 +226,8 @@ def openai_json_mode(c: Context) -> None:
     body = _chat(c, max_tokens=64, response_format={"type": "json_object"},
                  messages=[{"role": "user", "content": ask}])
     msg = _completion(c.json("POST", "/v1/chat/completions", body), "JSON mode")
-    try:
-        value = json.loads(msg.get("content") or "")
-    except ValueError:
-        raise CheckFailed(f"JSON mode: content is not JSON: {msg.get('content')!r}") from None
+    value = _parsed(msg.get("content") or "", f"JSON mode: content is not JSON: "
+                    f"{msg.get('content')!r}")
     expect(isinstance(value, dict), f"JSON mode: content is not a JSON object: {value!r}")
 
 
@@ -237,10 +249,7 @@ def openai_tools(c: Context) -> None:
     fn = call.get("function") or {}
     expect(call.get("type") == "function" and fn.get("name") == "get_weather",
            f"tools: expected a function call of get_weather, got {call!r}")
-    try:
-        args = json.loads(fn.get("arguments") or "")
-    except (TypeError, ValueError):
-        raise CheckFailed(f"tools: arguments are not a JSON string: {fn!r}") from None
+    args = _parsed(fn.get("arguments") or "", f"tools: arguments are not a JSON string: {fn!r}")
     expect(isinstance(args, dict), f"tools: arguments are not an object: {args!r}")
 
 
@@ -255,8 +264,7 @@ def openai_tools_stream(c: Context) -> None:
     fn = calls[0].get("function") or {}
     expect(fn.get("name") == "get_weather" and isinstance(calls[0].get("id"), str),
            f"tools stream: expected an identified get_weather call, got {calls[0]!r}")
-    reasons = [ch.get("finish_reason") for d in chunks for ch in d.get("choices") or []
-               if ch.get("finish_reason")]
+    reasons = _finish_reasons(chunks)
     expect(reasons and reasons[-1] == "tool_calls",
            f"tools stream: finish_reason {reasons[-1:]}, expected 'tool_calls'")
 
@@ -305,11 +313,8 @@ def openai_malformed(c: Context) -> None:
                          status=400), "chat without a model")
     ex = c.call("POST", "/v1/chat/completions", raw=b"{not json")
     expect(ex.status == 400, f"chat with a body that is not JSON: HTTP {ex.status}, expected 400")
-    try:
-        _openai_error(json.loads(ex.body), "chat with a body that is not JSON")
-    except ValueError:
-        raise CheckFailed(f"chat with a body that is not JSON: answer is not JSON"
-                          f"{_excerpt(ex.body)}") from None
+    _openai_error(_parsed(ex.body, f"chat with a body that is not JSON: answer is not JSON"
+                          f"{_excerpt(ex.body)}"), "chat with a body that is not JSON")
 
 
 # -- Anthropic-compatible ------------------------------------------------------------------
@@ -442,10 +447,8 @@ def anthropic_tool_use_stream(c: Context) -> None:
            f"{what}: no tool_use block for get_weather")
     partial = "".join((d.get("delta") or {}).get("partial_json") or "" for n, d in events
                       if n == "content_block_delta")
-    try:
-        expect(isinstance(json.loads(partial), dict), f"{what}: input is not an object")
-    except ValueError:
-        raise CheckFailed(f"{what}: input_json_delta pieces are not JSON: {partial!r}") from None
+    expect(isinstance(_parsed(partial, f"{what}: input_json_delta pieces are not JSON: "
+                              f"{partial!r}"), dict), f"{what}: input is not an object")
     delta = next((d for n, d in events if n == "message_delta"), {})
     expect((delta.get("delta") or {}).get("stop_reason") == "tool_use",
            f"{what}: message_delta stop_reason is not 'tool_use': {delta!r}")
@@ -472,51 +475,58 @@ def anthropic_errors(c: Context) -> None:
 
 
 
+Check = tuple[str, str, str, Callable[[Context], None]]
+
+
+def _group(group: str, *checks: tuple[str, str, Callable[[Context], None]]) -> list[Check]:
+    """The rows of one group: ``(name, text, function)`` -> ``("<group>.<name>", group, text,
+    function)``."""
+    return [(f"{group}.{name}", group, text, fn) for name, text, fn in checks]
+
+
 #: (id, group, name, function), in the order they run.
-CHECKS: list[tuple[str, str, str, Callable[[Context], None]]] = [
-    ("native.version", "native", "GET /api/version answers a version", native_version),
-    ("native.root", "native", "GET / answers 'Ollama is running'", native_root),
-    ("native.tags", "native", "GET /api/tags lists the models", native_tags),
-    ("native.show", "native", "POST /api/show describes the model", native_show),
-    ("native.show_unknown", "native", "POST /api/show of an unknown model is 404",
-     native_show_unknown),
-    ("openai.models", "openai", "GET /v1/models lists the models", openai_models),
-    ("openai.model", "openai", "GET /v1/models/{model} retrieves it", openai_model),
-    ("openai.model_unknown", "openai", "GET /v1/models/{unknown} is a 404 error object",
-     openai_model_unknown),
-    ("openai.chat", "openai", "chat completion", openai_chat),
-    ("openai.chat_stream", "openai", "chat stream: chunks, then data: [DONE]",
-     openai_chat_stream),
-    ("openai.chat_stream_usage", "openai", "chat stream with include_usage: usage last",
-     openai_chat_stream_usage),
-    ("openai.json_mode", "openai", "JSON mode answers a JSON object", openai_json_mode),
-    ("openai.tools", "openai", "tools: a get_weather function call", openai_tools),
-    ("openai.tools_stream", "openai", "tools stream: a get_weather call in the deltas",
-     openai_tools_stream),
-    ("openai.responses", "openai", "POST /v1/responses (Responses API body)",
-     openai_responses),
-    ("openai.responses_stream", "openai", "/v1/responses stream: created ... completed",
-     openai_responses_stream),
-    ("openai.unknown_model", "openai", "chat with an unknown model is a 404 error object",
-     openai_unknown_model),
-    ("openai.malformed", "openai", "malformed bodies are 400 error objects", openai_malformed),
-    ("anthropic.messages", "anthropic", "POST /v1/messages", anthropic_messages),
-    ("anthropic.stream_order", "anthropic", "stream: the SSE event order",
-     anthropic_stream_order),
-    ("anthropic.stream_usage", "anthropic", "stream: usage in message_start and message_delta",
-     anthropic_stream_usage),
-    ("anthropic.system", "anthropic", "system prompt (string and blocks)", anthropic_system),
-    ("anthropic.multi_turn", "anthropic", "multi-turn conversation", anthropic_multi_turn),
-    ("anthropic.tool_use", "anthropic", "tool use: a tool_use block", anthropic_tool_use),
-    ("anthropic.tool_use_stream", "anthropic", "tool use stream: tool_use block, input JSON",
-     anthropic_tool_use_stream),
-    ("anthropic.errors", "anthropic", "error shapes (unknown model 404, missing max_tokens 400)",
-     anthropic_errors),
-    *[(f"proxy.blocked_{i}", "proxy", f"blocked: {what}", _proxy_blocked(paths))
-      for i, (what, paths) in enumerate(BLOCKED.items(), 1)],
-    ("proxy.allowed", "proxy", "the allowlist is not blocked", proxy_allowed),
-    *[(f"isolation.{label}", "isolation", f"{label} unreachable", _isolated(label))
-      for label in ISOLATION_LABELS],
+CHECKS: list[Check] = [
+    *_group("native",
+        ("version", "GET /api/version answers a version", native_version),
+        ("root", "GET / answers 'Ollama is running'", native_root),
+        ("tags", "GET /api/tags lists the models", native_tags),
+        ("show", "POST /api/show describes the model", native_show),
+        ("show_unknown", "POST /api/show of an unknown model is 404", native_show_unknown)),
+    *_group("openai",
+        ("models", "GET /v1/models lists the models", openai_models),
+        ("model", "GET /v1/models/{model} retrieves it", openai_model),
+        ("model_unknown", "GET /v1/models/{unknown} is a 404 error object",
+         openai_model_unknown),
+        ("chat", "chat completion", openai_chat),
+        ("chat_stream", "chat stream: chunks, then data: [DONE]", openai_chat_stream),
+        ("chat_stream_usage", "chat stream with include_usage: usage last",
+         openai_chat_stream_usage),
+        ("json_mode", "JSON mode answers a JSON object", openai_json_mode),
+        ("tools", "tools: a get_weather function call", openai_tools),
+        ("tools_stream", "tools stream: a get_weather call in the deltas", openai_tools_stream),
+        ("responses", "POST /v1/responses (Responses API body)", openai_responses),
+        ("responses_stream", "/v1/responses stream: created ... completed",
+         openai_responses_stream),
+        ("unknown_model", "chat with an unknown model is a 404 error object",
+         openai_unknown_model),
+        ("malformed", "malformed bodies are 400 error objects", openai_malformed)),
+    *_group("anthropic",
+        ("messages", "POST /v1/messages", anthropic_messages),
+        ("stream_order", "stream: the SSE event order", anthropic_stream_order),
+        ("stream_usage", "stream: usage in message_start and message_delta",
+         anthropic_stream_usage),
+        ("system", "system prompt (string and blocks)", anthropic_system),
+        ("multi_turn", "multi-turn conversation", anthropic_multi_turn),
+        ("tool_use", "tool use: a tool_use block", anthropic_tool_use),
+        ("tool_use_stream", "tool use stream: tool_use block, input JSON",
+         anthropic_tool_use_stream),
+        ("errors", "error shapes (unknown model 404, missing max_tokens 400)", anthropic_errors)),
+    *_group("proxy",
+        *[(f"blocked_{i}", f"blocked: {what}", _proxy_blocked(paths))
+          for i, (what, paths) in enumerate(BLOCKED.items(), 1)],
+        ("allowed", "the allowlist is not blocked", proxy_allowed)),
+    *_group("isolation", *[(label, f"{label} unreachable", _isolated(label))
+                           for label in ISOLATION_LABELS]),
 ]
 
 
