@@ -4,43 +4,23 @@ the uci stand-in)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from deploys.cli_hooks import NO_TERMINAL
-from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
+from tests.harness.openwrt_host import OpenWrtHost
+from tests.harness.router_runs import SMALL_IMAGE, require_router, run_cli, write_inventory
 
 pytestmark = pytest.mark.ssh
 
-_MISSING = requirements_missing()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
-
-INVENTORY = """
-from deploys.plan import validate_before_connect
-validate_before_connect()
-_net = {network!r}
-router = [("router", {{**{router!r}, **_net}})]
-# nothing listens on port 9: the server fails to connect when it is not left out (--limit)
-server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net,
-                          "dmz_address": "192.168.100.10"}})]
-"""
+require_router()
 
 
-def pyinfra(inventory: Path, *args: str, limit: tuple[str, ...] = ("--limit", "router")
+def pyinfra(inventory, *args: str, limit: tuple[str, ...] = ("--limit", "router")
             ) -> subprocess.CompletedProcess[str]:
     """``pyinfra INVENTORY deploys/all.py --limit router ARGS`` with no terminal at all."""
-    return subprocess.run(
-        [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", *limit, *args],
-        cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
+    return run_cli(str(inventory), "deploys/all.py", *limit, *args)
 
 
 def per_host(run: subprocess.CompletedProcess[str]) -> list[str]:
@@ -57,17 +37,14 @@ def per_host(run: subprocess.CompletedProcess[str]) -> list[str]:
 
 @pytest.fixture
 def router(tmp_path):
-    with OpenWrtHost(tmp_path, packages=("base-files", "busybox", "dropbear", "firewall4",
-                                         "libc", "uci")) as host:
+    with OpenWrtHost(tmp_path, packages=SMALL_IMAGE) as host:
         yield host
 
 
 def test_no_terminal_no_traceback_no_question_without_changes(tmp_path, router):
-    network = {"vpn_endpoint": "vpn.example.org", "vpn_peers": [], "lan_to_dmz": False,
-               "secrets_dir": str(tmp_path / "secrets"),
-               "peer_output_dir": str(tmp_path / "peers")}
-    inventory = tmp_path / "inventory.py"
-    inventory.write_text(INVENTORY.format(network=network, router=router.inventory_data()))
+    # no client; the server: nothing listens on its port (it fails unless left out, --limit)
+    inventory = write_inventory(tmp_path / "inventory.py", router, tmp_path / "secrets",
+                                clients=[], peers=[])
     factory = {p: router.read_config(p) for p in ("network", "firewall", "dhcp")}
 
     # 1. changes to make, no terminal, no -y: one line naming -y, exit 2, nothing changed

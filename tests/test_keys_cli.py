@@ -4,61 +4,37 @@ run archives nothing, and only the run that succeeds archives a removed peer's k
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
+from tests.harness.openwrt_host import OpenWrtHost
+from tests.harness.router_runs import (
+    SMALL_IMAGE,
+    deploy_args,
+    fact,
+    require_router,
+    run_cli,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.ssh
 
-_MISSING = requirements_missing()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+require_router()
 
-INVENTORY = """
-from deploys.plan import validate_before_connect
-validate_before_connect()
-_net = {network!r}
-router = [("router", {{**{router!r}, **_net}})]
-server = [("ai-server", {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net,
-                          "dmz_address": "192.168.100.10"}})]
-clients = [
-    (name, {{"ssh_hostname": "127.0.0.9", "ssh_port": 9, **_net, **data}})
-    for name, data in {clients!r}
-]
-"""
+#: the one client: it makes its own key (the controller never has it)
+CLIENTS = [("alice-mac", {"vpn_name": "alice_mac", "key_on_mac": True})]
 
 
-def write_inventory(tmp_path: Path, router: OpenWrtHost, peers: list[dict]) -> Path:
-    network = {"vpn_subnet": "10.10.10.0/24", "vpn_endpoint": "vpn.example.org",
-               "dmz_subnet": "192.168.100.0/24", "lan_subnet": "192.168.1.0/24",
-               "secrets_dir": str(tmp_path / "secrets"),
-               "peer_output_dir": str(tmp_path / "peers-out"), "vpn_peers": peers}
-    path = tmp_path / "inventory.py"
-    path.write_text(INVENTORY.format(network=network, router=router.inventory_data(),
-                                     clients=[("alice-mac", {"vpn_name": "alice_mac"})]))
-    return path
-
-
-def pyinfra(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pyinfra", str(inventory), *args], cwd=REPO,
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+def inventory_for(tmp_path: Path, router: OpenWrtHost, peers: list[dict]) -> Path:
+    return write_inventory(tmp_path / "inventory.py", router, tmp_path / "secrets",
+                           clients=CLIENTS, peers=peers)
 
 
 def deploy(inventory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return pyinfra(inventory, "deploys/all.py", "--limit", "router", *args)
-
-
-def fact(inventory: Path) -> subprocess.CompletedProcess[str]:
-    return pyinfra(inventory, "--limit", "router", "fact", "facts.openwrt.OpenWrtState")
+    """The router deploy with no terminal (stdin /dev/null)."""
+    return run_cli(*deploy_args(inventory, *args))
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, bytes | None]] | None:
@@ -71,15 +47,14 @@ def snapshot(root: Path) -> dict[str, tuple[int, bytes | None]] | None:
 
 @pytest.fixture
 def router(tmp_path):
-    with OpenWrtHost(tmp_path, packages=("base-files", "busybox", "dropbear", "firewall4",
-                                         "libc", "uci")) as host:
+    with OpenWrtHost(tmp_path, packages=SMALL_IMAGE) as host:
         yield host
 
 
 def test_fact_and_dry_runs_write_no_key(tmp_path, router):
     secrets = tmp_path / "secrets"
     two = [{"name": "alice_phone"}, {"name": "bob_phone"}]
-    inventory = write_inventory(tmp_path, router, two)
+    inventory = inventory_for(tmp_path, router, two)
 
     # nothing exists yet: a fact run and a preview create nothing
     result = fact(inventory)
@@ -95,7 +70,7 @@ def test_fact_and_dry_runs_write_no_key(tmp_path, router):
     before = snapshot(secrets)
 
     # bob's phone commented out: reading (fact, --dry, rotation preview) changes nothing
-    write_inventory(tmp_path, router, [{"name": "alice_phone"}])
+    inventory_for(tmp_path, router, [{"name": "alice_phone"}])
     assert fact(inventory).returncode == 0
     dry = deploy(inventory, "--dry")
     assert dry.returncode == 0, dry.stdout + dry.stderr
@@ -104,7 +79,7 @@ def test_fact_and_dry_runs_write_no_key(tmp_path, router):
     assert snapshot(secrets) == before
 
     # and put back, bob keeps his keys: his phone need not import anything new
-    write_inventory(tmp_path, router, two)
+    inventory_for(tmp_path, router, two)
     again = deploy(inventory, "-y")
     assert again.returncode == 0, again.stdout + again.stderr
     assert snapshot(secrets) == before
@@ -112,13 +87,13 @@ def test_fact_and_dry_runs_write_no_key(tmp_path, router):
 
 def test_a_failing_run_archives_nothing(tmp_path, router):
     secrets = tmp_path / "secrets"
-    inventory = write_inventory(tmp_path, router, [{"name": "alice_phone"}, {"name": "bob_phone"}])
+    inventory = inventory_for(tmp_path, router, [{"name": "alice_phone"}, {"name": "bob_phone"}])
     assert deploy(inventory, "-y").returncode == 0
     bob = (secrets / "wireguard" / "peers" / "bob_phone.key").read_bytes()
     before = snapshot(secrets)
 
     # bob removed, but the router run fails (someone's uncommitted uci change)
-    write_inventory(tmp_path, router, [{"name": "alice_phone"}])
+    inventory_for(tmp_path, router, [{"name": "alice_phone"}])
     router.run("uci set network.lan.ipaddr=192.168.2.1", check=True)
     failed = deploy(inventory, "-y")
     assert failed.returncode != 0
@@ -137,7 +112,7 @@ def test_a_failing_run_archives_nothing(tmp_path, router):
 
 def test_a_rotation_interrupted_after_staging_is_finished_with_the_same_keys(tmp_path, router):
     secrets = tmp_path / "secrets"
-    inventory = write_inventory(tmp_path, router, [{"name": "alice_phone"}])
+    inventory = inventory_for(tmp_path, router, [{"name": "alice_phone"}])
     assert deploy(inventory, "-y").returncode == 0
     old = (secrets / "wireguard" / "peers" / "alice_phone.psk").read_text()
 
@@ -163,7 +138,7 @@ def test_an_expired_peer_is_removed_by_the_next_run_which_says_so(tmp_path, rout
 
     today = datetime.date.today()
     soon = str(today + datetime.timedelta(days=3))
-    inventory = write_inventory(tmp_path, router, [{"name": "alice_phone"},
+    inventory = inventory_for(tmp_path, router, [{"name": "alice_phone"},
                                                    {"name": "guest", "expires": soon}])
     first = deploy(inventory, "-y")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -171,7 +146,7 @@ def test_an_expired_peer_is_removed_by_the_next_run_which_says_so(tmp_path, rout
     assert "wgpeer_guest" in router.read_config("network")
 
     past = str(today - datetime.timedelta(days=1))
-    write_inventory(tmp_path, router, [{"name": "alice_phone"},
+    inventory_for(tmp_path, router, [{"name": "alice_phone"},
                                        {"name": "guest", "expires": past}])
     second = deploy(inventory, "-y")
     out = second.stdout + second.stderr

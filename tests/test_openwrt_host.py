@@ -5,38 +5,26 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.harness.openwrt_host import (
-    REPO,
     UCI_STANDIN,
     OpenWrtHost,
     factory_configs,
-    requirements_missing,
 )
+from tests.harness.router_runs import require_router, run_cli
 
 pytestmark = pytest.mark.ssh
 
-_MISSING = requirements_missing()
-if _MISSING:
-    if os.environ.get("CI") == "true":  # CI runs as root with the tools installed: never skip
-        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+require_router()
 
 
 @pytest.fixture
 def router(tmp_path):
     with OpenWrtHost(tmp_path) as host:
         yield host
-
-
-def pyinfra_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the pyinfra CLI from the repo root, like a user would."""
-    return subprocess.run([sys.executable, "-m", "pyinfra", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_shell_is_busybox_ash_only(router):
@@ -101,7 +89,7 @@ def test_pyinfra_scp_upload_lands_in_root(router, tmp_path):
     src = tmp_path / "payload.txt"
     src.write_text("uploaded over scp\n")
     router.reset_counts()
-    result = pyinfra_cli("-y", str(inventory), "files.put", f"src={src}", "dest=/tmp/x")
+    result = run_cli("-y", str(inventory), "files.put", f"src={src}", "dest=/tmp/x")
     assert result.returncode == 0, result.stdout + result.stderr
     assert (router.root / "tmp" / "x").read_text() == "uploaded over scp\n"
     assert router.upload_count() == 1
@@ -109,7 +97,7 @@ def test_pyinfra_scp_upload_lands_in_root(router, tmp_path):
     assert all(cmd.startswith("sh -c ") for cmd in router.commands() if "scp" not in cmd)
 
     # like stock OpenWrt there is no SFTP subsystem: pyinfra's default transfer fails
-    result = pyinfra_cli("-y", str(inventory), "--data", "ssh_file_transfer_protocol=sftp",
+    result = run_cli("-y", str(inventory), "--data", "ssh_file_transfer_protocol=sftp",
                          "files.put", f"src={src}", "dest=/tmp/y")
     assert result.returncode != 0
     assert "SFTP" in result.stdout + result.stderr
@@ -120,7 +108,7 @@ def test_pyinfra_exec_runs_under_busybox_ash(router, tmp_path):
     """Demo: ``pyinfra <inventory> exec -- 'echo $0'`` runs under BusyBox ash."""
     inventory = router.write_inventory(tmp_path / "inventory.py")
     router.reset_counts()
-    result = pyinfra_cli(str(inventory), "exec", "--",
+    result = run_cli(str(inventory), "exec", "--",
                          "echo $0; readlink /bin/sh; command -v bash || echo no-bash")
     assert result.returncode == 0, result.stdout + result.stderr
     output = result.stdout + result.stderr  # pyinfra prints remote output on stderr

@@ -9,19 +9,19 @@ open long enough to land the signal there; the window is the router's ``rollback
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
 import pytest
 
-from tests.harness.openwrt_host import OpenWrtHost, _is_scp_upload, requirements_missing
+from tests.harness.openwrt_host import OpenWrtHost, _is_scp_upload
 from tests.harness.router_runs import (
     apply_dir,
     differences,
     output,
     pyinfra,
     pyinfra_background,
+    require_router,
     set_faults,
     shared_save_dir,
     wait_for,
@@ -30,11 +30,7 @@ from tests.harness.router_runs import (
 
 pytestmark = pytest.mark.ssh
 
-_MISSING = requirements_missing()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+require_router()
 
 WINDOW = 3  # rollback_seconds of these runs
 MARGIN = 2.5

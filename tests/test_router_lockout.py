@@ -9,23 +9,25 @@ controller its access back on its own, and the next run must say so and converge
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 import pytest
 
 from tests.harness.lockout import LanController
-from tests.harness.openwrt_host import OPENWRT_STANDINS_DIR, OpenWrtHost, requirements_missing
-from tests.harness.router_runs import apply_dir, differences, output, snapshot, write_inventory
+from tests.harness.openwrt_host import OPENWRT_STANDINS_DIR, OpenWrtHost
+from tests.harness.router_runs import (
+    apply_dir,
+    differences,
+    output,
+    require_router,
+    snapshot,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.ssh
 
-_MISSING = requirements_missing()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+require_router()
 
 WINDOW = 5  # rollback_seconds of these runs
 

@@ -5,18 +5,18 @@ re-run without changes, counted round trips, no secret in any output, drift repa
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from firewall.proof import check
-from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
+from tests.harness.openwrt_host import REPO, OpenWrtHost
 from tests.harness.router_runs import (
+    SMALL_IMAGE,
+    fact,
     plan_for,
     pyinfra,
+    require_router,
     router_config,
     secrets_in,
     write_inventory,
@@ -24,16 +24,11 @@ from tests.harness.router_runs import (
 
 pytestmark = pytest.mark.ssh
 
-_MISSING = requirements_missing()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+require_router()
 
 @pytest.fixture
 def router(tmp_path):
-    with OpenWrtHost(tmp_path, packages=("base-files", "busybox", "dropbear", "firewall4",
-                                         "libc", "uci")) as host:
+    with OpenWrtHost(tmp_path, packages=SMALL_IMAGE) as host:
         yield host
 
 
@@ -148,11 +143,7 @@ def test_drift_is_repaired_in_one_run(tmp_path, router):
 def test_fact_from_the_cli(tmp_path, router):
     secrets = tmp_path / "secrets"
     inventory = write_inventory(tmp_path / "inventory.py", router, secrets)
-    result = subprocess.run(
-        [sys.executable, "-m", "pyinfra", str(inventory), "--limit", "router", "--json",
-         "fact", "facts.openwrt.OpenWrtState"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
+    result = fact(inventory, "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)["facts.openwrt.OpenWrtState"]["router"]
     assert data["release"]["version"] == "23.05.5"

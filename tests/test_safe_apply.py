@@ -6,24 +6,23 @@ any command line. Real OpenSSH, BusyBox ash, the uci stand-in with fault injecti
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 from tests.harness.argv_sampler import ArgvSampler
-from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
+from tests.harness.openwrt_host import OpenWrtHost
 from tests.harness.router_runs import (
     apply_dir,
     differences,
+    fact,
     hand_apply,
     hand_apply_script,
     keys_recorded,
     output,
     pyinfra,
+    require_router,
     secrets_in,
     set_faults,
     shared_save_dir,
@@ -34,11 +33,7 @@ from tests.harness.router_runs import (
 
 pytestmark = pytest.mark.ssh
 
-_MISSING = requirements_missing()
-if _MISSING:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-    pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}", allow_module_level=True)
+require_router()
 
 #: The guard window of these tests (seconds), passed as the router's ``rollback_seconds``.
 WINDOW = 3
@@ -88,12 +83,9 @@ def test_keys_never_on_a_command_line_or_in_an_environment(router, secrets, inve
     with ArgvSampler() as sampler:
         first = pyinfra(inventory, "-y")  # the apply (the keys travel in the uploaded file)
         second = pyinfra(inventory, "-y")  # a state read with the keys on the router
-        fact = subprocess.run(
-            [sys.executable, "-m", "pyinfra", str(inventory), "--limit", "router", "fact",
-             "facts.openwrt.OpenWrtState"], cwd=REPO, capture_output=True, text=True,
-            timeout=120)
+        read = fact(inventory)
     assert first.returncode == 0 and second.returncode == 0, output(first) + output(second)
-    assert fact.returncode == 0, fact.stderr
+    assert read.returncode == 0, read.stderr
     # not vacuous: the sampler saw the apply script, uci staging our changes, and the reads
     assert sampler.saw("/tmp/pyinfra-apply/apply-")
     assert sampler.saw(" batch") and sampler.saw(" export ")

@@ -3,7 +3,8 @@ look at the result: the inventory, the runs (blocking or in the background, to i
 them), the desired-state check, the apply dir and stand-in faults.
 
 Shared by ``tests/test_router_ssh.py``, ``tests/test_safe_apply.py``,
-``tests/test_router_faults.py``, ``tests/test_keys_cli.py`` and the router benchmark. The server
+``tests/test_router_faults.py``, ``tests/test_router_lockout.py``, ``tests/test_keys_cli.py``,
+``tests/test_cli_output.py``, ``tests/test_openwrt_host.py`` and the router benchmark. The server
 and clients of the inventory are unreachable placeholders (127.0.0.9:9), used with
 ``--limit router``.
 """
@@ -17,10 +18,12 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
+
 from deploys.keys import KeyStore
 from deploys.plan import materialize, validate
 from facts.openwrt import parse_uci_export
-from tests.harness.openwrt_host import REPO, OpenWrtHost
+from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
 
 NETWORK = {
     "vpn_subnet": "10.10.10.0/24",
@@ -35,6 +38,8 @@ SERVER = {"dmz_address": "192.168.100.10", "dmz_mac": "52:54:00:a1:00:10"}
 CLIENTS = [("alice-mac", {"vpn_name": "alice_mac"}), ("bob-mac", {})]
 PEERS = [{"name": "alice_phone"}]
 PACKAGES = ("network", "firewall", "dhcp")
+#: a small router image (the deploy installs WireGuard itself)
+SMALL_IMAGE = ("base-files", "busybox", "dropbear", "firewall4", "libc", "uci")
 
 INVENTORY = """
 from deploys.plan import validate_before_connect
@@ -49,8 +54,20 @@ clients = [
 """
 
 
+def require_router() -> None:
+    """Skip the calling module when the fake router cannot run here (root, sshd, busybox...);
+    under ``CI=true`` fail instead, so that CI never passes by skipping."""
+    missing = requirements_missing()
+    if missing:
+        if os.environ.get("CI") == "true":  # CI runs as root with the tools installed
+            pytest.fail(f"fake OpenWrt router unavailable in CI: {missing}", pytrace=False)
+        pytest.skip(f"fake OpenWrt router unavailable: {missing}", allow_module_level=True)
+
+
 def write_inventory(path: Path, router: OpenWrtHost, secrets: Path, clients=None, peers=None,
                     router_data: dict | None = None, network: dict | None = None) -> Path:
+    """The test inventory (``NETWORK``, the router, an unreachable server and ``clients``,
+    default ``CLIENTS``, whose keys the controller makes unless their data says otherwise)."""
     net = {**NETWORK, **(network or {}), "secrets_dir": str(secrets),
            "peer_output_dir": str(secrets.parent / "peers-out"),
            "vpn_peers": peers if peers is not None else PEERS}
@@ -60,19 +77,37 @@ def write_inventory(path: Path, router: OpenWrtHost, secrets: Path, clients=None
     return path
 
 
+def deploy_args(inventory: Path, *args: str) -> list[str]:
+    """pyinfra's arguments for the router deploy: ``INVENTORY deploys/all.py --limit router``."""
+    return [str(inventory), "deploys/all.py", "--limit", "router", *args]
+
+
 def pyinfra_argv(inventory: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "pyinfra", str(inventory), "deploys/all.py", "--limit",
-            "router", *args]
+    return [sys.executable, "-m", "pyinfra", *deploy_args(inventory, *args)]
 
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+def run_cli(*args: str, input: str | None = None, timeout: float = 300
+            ) -> subprocess.CompletedProcess[str]:
+    """``python -m pyinfra ARGS`` from the repository root, as a user runs it; ``input`` is
+    what the user types (``None``: stdin is /dev/null, no terminal at all)."""
+    return subprocess.run([sys.executable, "-m", "pyinfra", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout, input=input,
+                          stdin=subprocess.DEVNULL if input is None else None, env=_env())
+
+
 def pyinfra(inventory: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """One run of the router deploy, as a user types it (answers the prompt with Enter)."""
-    return subprocess.run(pyinfra_argv(inventory, *args), cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, input="\n", env=_env())
+    return run_cli(*deploy_args(inventory, *args), input="\n", timeout=timeout)
+
+
+def fact(inventory: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``pyinfra INVENTORY --limit router ARGS fact facts.openwrt.OpenWrtState`` (no terminal)."""
+    return run_cli(str(inventory), "--limit", "router", *args, "fact",
+                   "facts.openwrt.OpenWrtState", timeout=timeout)
 
 
 def pyinfra_background(inventory: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
