@@ -26,26 +26,13 @@ from deploys.client_plan import (
 )
 from facts.client import ClientState, begin_marker, end_marker
 from operations import client
+from tests.harness.fake_mac import ORIGINAL_ZSHRC
 
 BASE = server_base_url("192.168.100.10", 11434)
 SETTINGS, _ = validate_client("alice-mac", {
     "aider": True, "aider_models": ["qwen2.5-coder:32b"],
     "claude_code": True, "claude_models": {"default": "qwen3-coder:30b"},
 })
-ORIGINAL_ZSHRC = """\
-export EDITOR=vim
-# >>> ai-client >>>
-# Source ai-client environment
-if [ -f "$HOME/.ai-client/env" ]; then
-  source "$HOME/.ai-client/env"
-fi
-# <<< ai-client <<<
-# >>> claude-ollama >>>
-alias CLAUDE_OLLAMA_FLAGS='ANTHROPIC_AUTH_TOKEN=ollama ANTHROPIC_API_KEY="" ANTHROPIC_BASE_URL=http://192.168.250.20:11434 '
-alias claude-ollama='CLAUDE_OLLAMA_FLAGS claude'
-# <<< claude-ollama <<<
-alias ll='ls -l'
-"""  # noqa: E501  (the original installer's blocks, verbatim shape)
 AWKS = {
     "one-true-awk (macOS)": "original-awk",
     "mawk": "mawk",

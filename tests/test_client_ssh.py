@@ -34,25 +34,13 @@ from deploys.keys import KeyStore
 from deploys.peers import parse_wg_quick, peer_config
 from deploys.plan import materialize, validate
 from tests.harness import fake_mac
-from tests.harness.fake_mac import FakeMac
+from tests.harness.fake_mac import ORIGINAL_ZSHRC, FakeMac
 
 pytestmark = pytest.mark.ssh
 
 REPO = Path(__file__).resolve().parents[1]
 OLLAMA_STANDIN = REPO / "tests" / "standins" / "ollama_api.py"
 
-ORIGINAL_ZSHRC = """\
-export EDITOR=vim
-# >>> ai-client >>>
-if [ -f "$HOME/.ai-client/env" ]; then
-  source "$HOME/.ai-client/env"
-fi
-# <<< ai-client <<<
-# >>> claude-ollama >>>
-alias CLAUDE_OLLAMA_FLAGS='ANTHROPIC_AUTH_TOKEN=ollama ANTHROPIC_API_KEY="" ANTHROPIC_BASE_URL=http://192.168.250.20:11434 '
-alias claude-ollama='CLAUDE_OLLAMA_FLAGS claude'
-# <<< claude-ollama <<<
-"""  # noqa: E501
 
 
 def requirements_missing() -> str | None:
@@ -276,7 +264,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     mac.reset_counts()
     gone = pyinfra(inventory, "deploys/uninstall_client.py")
     assert gone.returncode == 0, gone.stderr[-3000:]
-    assert mac.path("/Users/alice/.zshrc").read_text() == "export EDITOR=vim\n"
+    assert mac.path("/Users/alice/.zshrc").read_text() == "export EDITOR=vim\nalias ll='ls -l'\n"
     assert "self-sovereign-ollama" not in mac.path("/Users/alice/.bash_profile").read_text()
     for path in ("/Users/alice/.config/self-sovereign-ollama", "/Users/alice/.aider.conf.yml",
                  "/Users/alice/Downloads/ai-server-vpn.conf", CONF, PLIST, KEY):

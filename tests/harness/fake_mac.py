@@ -67,6 +67,22 @@ STANDINS = ("sw_vers", "sysctl", "system_profiler", "networksetup", "ipconfig", 
             "pmset", "launchctl")
 #: the Mac's own files over its copy of /etc
 OWN_ETC = ("passwd", "group", "shadow", "sudoers", "hosts")
+#: a ~/.zshrc the original installer left (its blocks, verbatim shape) around the user's lines
+ORIGINAL_ZSHRC = """\
+export EDITOR=vim
+# >>> ai-client >>>
+# Source ai-client environment
+if [ -f "$HOME/.ai-client/env" ]; then
+  source "$HOME/.ai-client/env"
+fi
+# <<< ai-client <<<
+# >>> claude-ollama >>>
+alias CLAUDE_OLLAMA_FLAGS='ANTHROPIC_AUTH_TOKEN=ollama ANTHROPIC_API_KEY="" ANTHROPIC_BASE_URL=http://192.168.250.20:11434 '
+alias claude-ollama='CLAUDE_OLLAMA_FLAGS claude'
+# <<< claude-ollama <<<
+alias ll='ls -l'
+"""  # noqa: E501
+
 UNAME = ("#!/bin/sh\ncase \"$1\" in -s|\"\") echo Darwin;; -m) echo arm64;;"
          " *) /usr/bin/uname \"$@\";; esac\n")
 
