@@ -6,8 +6,10 @@ again -> loaded again; nothing changes -> the job does nothing and logs nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -49,9 +51,29 @@ class Launchd:
         self.domain = "system" if IS_ROOT else f"user/{os.getuid()}"
         self.mode = "daemon" if IS_ROOT else "agent"
 
-    def __call__(self, *args: str) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(STANDINS / "macos" / "launchctl"), *args],
-                              capture_output=True, text=True, env=self.env, timeout=30)
+                              capture_output=True, text=True, env=self.env, timeout=timeout)
+
+    def shutdown(self) -> None:
+        """Stop every job (``standin-reset``), then SIGKILL whatever of this launchd is still
+        alive, however the test ended: its supervisors (their command line names a job dir
+        of this state dir) and the process groups of its jobs."""
+        state = Path(self.env["MACOS_STANDIN_STATE"])
+        groups = set()
+        for status in state.rglob("status.json"):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                groups.add(int(json.loads(status.read_text()).get("pid") or 0))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self("standin-reset", timeout=120)
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                if b"__supervise" in argv and any(a.startswith(bytes(state)) for a in argv):
+                    os.kill(int(proc.name), signal.SIGKILL)
+        for group in groups - {0}:
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
 
     def load(self, path: Path, text: str) -> None:
         path.write_text(text)
@@ -81,8 +103,10 @@ def _wait(predicate, timeout: float = 20.0):
 @pytest.fixture
 def lab(tmp_path):
     launchd = Launchd(tmp_path / "state", tmp_path / "home")
-    yield launchd
-    launchd("standin-reset")
+    try:
+        yield launchd
+    finally:  # also when the test failed or was interrupted: no supervisor, no job left
+        launchd.shutdown()
 
 
 def test_warm_job_arguments_are_the_deploys_warm_up() -> None:
