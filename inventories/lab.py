@@ -5,8 +5,10 @@
     python3 -m tests.lab down
 
 Hosts are network namespaces reached over real OpenSSH servers on 127.0.0.1 (the server and
-the clients are fake Macs, ``tests/lab/macs.py``, with a non-root login user); their ports,
-users, keys and known_hosts come from the running lab's state file (``.lab/state.json``, or
+the clients are fake Macs, ``tests/lab/macs.py``, with a non-root login user; the router's port
+leads through the router's own LAN to its ``192.168.1.1:22``, so a run can lock itself out, see
+``tests/lab/lab.py``); their ports, users, keys and known_hosts come from the running lab's state
+file (``.lab/state.json``, or
 ``$SSOL_LAB_DIR/state.json``). Secrets go to ``.lab/secrets`` (never the real ``secrets/``).
 
 pyinfra also loads ``inventories/group_data/*.py`` for this file (group data sits next to the

@@ -243,8 +243,11 @@ fi"""
             f"cat > \"$g/job.sh\" <<'PYINFRA_ROLLBACK'\n{job}PYINFRA_ROLLBACK\n"
             f'echo "when=$(date +%s) seconds={rollback_seconds} packages={",".join(packages)}"'
             ' > "$g/armed"\n'
+            # its own pidfile: with -x alone, BusyBox refuses to start it while ANY process's
+            # argv[0] is /bin/sh (an earlier guard still sleeping, an init script) and the
+            # apply would go on without a guard
             "if command -v start-stop-daemon >/dev/null 2>&1; then\n"
-            '    start-stop-daemon -S -b -x /bin/sh -- "$g/job.sh"\n'
+            '    start-stop-daemon -S -b -m -p "$g/job.pid" -x /bin/sh -- "$g/job.sh"\n'
             "else\n"
             '    (setsid /bin/sh "$g/job.sh" </dev/null >/dev/null 2>&1 &)\n'
             "fi\n"

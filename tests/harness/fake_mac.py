@@ -14,7 +14,7 @@ lab (``tests/lab/macs.py``).
 * ``sshd`` runs chrooted into that root as PID 1 of private mount/PID/UTS namespaces (everything
   a deploy starts dies with it, and with the thread that started it). Its network is the host's
   (listening on ``listen`` addresses) or, with ``netns``, that network namespace's: ``sshd``
-  listens there and ``tests/lab/forward.py`` carries the host's 127.0.0.1 port into it.
+  listens there and ``tests/harness/forward.py`` carries the host's 127.0.0.1 port into it.
 * ``PATH``: ``/opt/macos-standins`` (copies of ``tests/standins/macos``, a ``uname`` saying
   Darwin/arm64, macOS' one-true-awk when installed) first, then ``/opt/homebrew/bin``.
   ``MACOS_STANDIN_STATE=/var/lib/macos-standin`` holds ``machine.json`` (the ``machine``
@@ -55,7 +55,7 @@ from tests.harness.sshd_host import (
 REPO = Path(__file__).resolve().parents[2]
 MACOS_STANDINS = REPO / "tests" / "standins" / "macos"
 OLLAMA_STANDIN = REPO / "tests" / "standins" / "ollama_api.py"
-FORWARD = REPO / "tests" / "lab" / "forward.py"
+FORWARD = REPO / "tests" / "harness" / "forward.py"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STANDIN_BIN = "/opt/macos-standins"  # inside the fake Mac, first on PATH
 MAC_PATH = f"{STANDIN_BIN}:/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -303,7 +303,8 @@ class FakeMac(SshdHost):
             ready = base / "forward.ready"
             lines += [
                 f"rm -f {ready}",
-                f"/usr/bin/python3 {FORWARD} {self.port} {_q(self.netns)} {ready} &",
+                f"/usr/bin/python3 {FORWARD} - 127.0.0.1 {self.port} {_q(self.netns)} 127.0.0.1 "
+                f"{self.port} {ready} &",
                 "fwd=$!",
                 f"while [ ! -e {ready} ]; do kill -0 $fwd 2>/dev/null || exit 1; sleep 0.01;"
                 " done",

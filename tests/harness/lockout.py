@@ -3,7 +3,7 @@
 :class:`LanController` plugs a new network namespace (the controller) into the fake router's
 port ``lan1`` with a veth pair (controller ``192.168.1.100/24``, router ``192.168.1.1/24``) and
 serves the router's SSH on ``0.0.0.0:22`` *inside the router's network namespace*
-(``netns_forward.py``; the harness's sshd itself stays on the host's loopback). pyinfra is run
+(``forward.py``; the harness's sshd itself stays on the host's loopback). pyinfra is run
 inside the controller namespace (``ip netns exec``), so when a deploy takes the LAN address
 away from ``lan1`` (see ``tests/standins/openwrt/lockout/network``) the controller is really
 locked out, and only the router's rollback guard can let it back in.
@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+from tests.harness.forward import Forwarder
 from tests.harness.openwrt_host import REPO, OpenWrtHost, _tool
 
 CONTROLLER_ADDRESS = "192.168.1.100"
 ROUTER_LAN_ADDRESS = "192.168.1.1"
-FORWARDER = Path(__file__).with_name("netns_forward.py")
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -39,7 +39,7 @@ class LanController:
         self.name = f"h6ctl{os.getpid()}"
         self.known_hosts = base / "lan_known_hosts"
         self._sleeper: subprocess.Popen[bytes] | None = None
-        self._forwarder: subprocess.Popen[bytes] | None = None
+        self._forwarder: Forwarder | None = None
 
     def __enter__(self) -> LanController:
         try:
@@ -80,23 +80,18 @@ class LanController:
         _run(_tool("nsenter"), "-t", pid, "-n", "ip", "link", "set", "lan1", "up")
         _run(_tool("nsenter"), "-t", pid, "-n", "ip", "addr", "add",
              f"{ROUTER_LAN_ADDRESS}/24", "dev", "lan1")
-        ready = self.base / "forwarder.ready"
-        self._forwarder = subprocess.Popen(
-            [sys.executable, str(FORWARDER), f"/proc/{pid}/ns/net", "0.0.0.0", "22",
-             str(r.port), str(ready)], stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not ready.exists():
-            if time.monotonic() > deadline or self._forwarder.poll() is not None:
-                raise RuntimeError("the SSH forwarder in the router's namespace did not start")
-            time.sleep(0.02)
+        self._forwarder = Forwarder((f"/proc/{pid}/ns/net", "0.0.0.0", 22),
+                                    (None, "127.0.0.1", r.port),
+                                    self.base / "forwarder.ready").start()
         host_key = r.host_key_path.with_suffix(".pub").read_text().strip()
         self.known_hosts.write_text(f"{ROUTER_LAN_ADDRESS} {host_key}\n")
 
     def down(self) -> None:
-        for proc in (self._forwarder, self._sleeper):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+        if self._forwarder is not None:
+            self._forwarder.stop()
+        if self._sleeper is not None and self._sleeper.poll() is None:
+            self._sleeper.kill()
+            self._sleeper.wait(timeout=10)
         self._forwarder = self._sleeper = None
         _run("ip", "netns", "del", self.name, check=False)
 

@@ -5,6 +5,14 @@ which ``inventories/lab.py`` reads (SSH ports, keys, known_hosts of the running 
 :class:`LabState` turns back into handles for tests and benchmarks: counted execs per host,
 uncounted commands inside the router, the router's committed config and events.
 
+The controller reaches the router's SSH only through the router's own network, as an admin on
+the LAN does: ``127.0.0.1:<port in the state file>`` on the host is carried (``tests/harness/
+forward.py``) into the ``lan`` namespace (the LAN host on the router's ``lan1``) and from there
+to ``192.168.1.1:22``, where the router serves its SSH (:class:`~tests.lab.router.LabRouter`).
+So a deploy that takes the LAN address away, moves ``lan1`` out of ``br-lan`` or drops LAN ->
+router tcp/22 really locks the lab's controller out. The other hosts' SSH is on the host's
+loopback (their forwarders live in ``tests/harness/fake_mac.py``).
+
 ``python3 -m tests.lab up`` runs a :class:`Lab` in a detached supervisor process (the SSH
 servers die with the process that started them), see ``tests/lab/__main__.py``.
 
@@ -28,11 +36,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.harness.forward import Forwarder
 from tests.harness.openwrt_host import REPO, _tool, requirements_missing
 from tests.lab import topology as t
 from tests.lab.hosts import NamespaceHost, count_connections, is_upload, read_commands
 from tests.lab.macs import DHCP_LEASE, MacHost
-from tests.lab.router import HOST_TOOLS, LabRouter
+from tests.lab.router import HOST_TOOLS, SSH_PORT, LabRouter
 
 DEFAULT_DIR = REPO / ".lab"
 STATE_FILE = "state.json"
@@ -124,6 +133,7 @@ class Lab:
         self.macs = macs
         self.topology = t.Topology(prefix, server_address=server_address and not macs)
         self.router: LabRouter | None = None
+        self.router_path: Forwarder | None = None  # the controller's way in, through the LAN
         self.hosts: dict[str, NamespaceHost] = {}
         self.run_dir: Path | None = None
 
@@ -142,6 +152,7 @@ class Lab:
             self.router = LabRouter(self.run_dir, self.topology.ns_path("router"), WAN_LEASE)
             self.router.start()
             self.router.boot()
+            self._router_path()
             if self.macs:  # the Mac's Ethernet on DHCP: a lease from the router's pool
                 mask = sum(bin(int(x)).count("1") for x in DHCP_LEASE["mask"].split("."))
                 self.topology.ip("server", "addr", "replace", f"{DHCP_LEASE['ip']}/{mask}",
@@ -168,6 +179,9 @@ class Lab:
         for host in self.hosts.values():
             host.stop()
         self.hosts = {}
+        if self.router_path is not None:
+            self.router_path.stop()
+            self.router_path = None
         if self.router is not None:
             self.router.stop()
             self.router = None
@@ -175,6 +189,17 @@ class Lab:
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir = None
+
+    def _router_path(self) -> None:
+        """The controller's SSH to the router: host ``127.0.0.1:<free port>`` -> from the LAN
+        host's namespace to the router's LAN address, port 22; and its known_hosts."""
+        assert self.router is not None and self.run_dir is not None
+        self.router_path = Forwarder(
+            (None, "127.0.0.1", 0), (self.topology.ns_path("lan"), t.LAN_ROUTER_ADDRESS, SSH_PORT),
+            self.run_dir / "router-path.ready").start()
+        key = self.router.host_key_path.with_suffix(".pub").read_text().strip()
+        (self.run_dir / "router_known_hosts").write_text(
+            f"[127.0.0.1]:{self.router_path.port} {key}\n")
 
     def __enter__(self) -> Lab:
         return self.up()
@@ -185,8 +210,11 @@ class Lab:
     def state(self, supervisor_pid: int | None = None) -> dict:
         assert self.router is not None
         r = self.router
+        assert self.router_path is not None and self.run_dir is not None
+        ssh = {**r.inventory_data(), "ssh_port": self.router_path.port,
+               "ssh_known_hosts_file": str(self.run_dir / "router_known_hosts")}
         hosts = {"router": {
-            "ssh": r.inventory_data(), "commands_log": str(r.commands_log),
+            "ssh": ssh, "commands_log": str(r.commands_log),
             "sshd_log": str(r.sshd_log), "netns": self.topology.ns("router"),
         }}
         for name, h in self.hosts.items():
@@ -210,8 +238,9 @@ class Lab:
                 "server_mac": t.SERVER_MAC, "router_dmz": t.DMZ_ROUTER_ADDRESS,
                 "remote": {p: a for p, (a, _gw) in t.REMOTE_ADDRESSES.items()},
             },
+            # sshd_port: the harness's sshd behind the router's :22 (never the controller's way)
             "router": {"root": str(r.root), "ns_pid": r.ns_pid,
-                       "enter": str(r._enter_script)},
+                       "enter": str(r._enter_script), "sshd_port": r.port},
             "hosts": hosts,
             "path_prepend": self.path_prepend,
             "env": self.env,

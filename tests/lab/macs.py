@@ -9,7 +9,7 @@ and the macOS stand-ins) in the lab host's network namespace:
 * the login user is ``admin`` on the server, ``alice``/``bob`` on the clients (uid 501, gid 20
   ``staff``); it exists only in that Mac's root, so nothing is added to the Linux host.
 * network: ``sshd`` runs in the host's network namespace (so do the user's commands, ``sudo``
-  and the launchd jobs); the controller reaches it through ``forward.py`` on its own
+  and the launchd jobs); the controller reaches it through ``tests/harness/forward.py`` on its own
   127.0.0.1 (``SSH_CONNECTION`` shows loopback, never the Mac's Ethernet address).
 * the clients' ``wg-quick`` (``tests/standins/macos/wg-quick`` in tunnel mode) REALLY brings
   the tunnel up in the Mac's namespace with ``wireguard-go``, ``wg`` and ``ip``.

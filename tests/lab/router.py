@@ -1,8 +1,8 @@
 """The lab's router: the harness's fake OpenWrt router (``tests/harness/openwrt_host.py``)
 living in the lab's ``router`` network namespace, with stand-ins whose reloads are real.
 
-:class:`LabRouter` subclasses :class:`~tests.harness.openwrt_host.OpenWrtHost` and changes two
-things, both in files of its own:
+:class:`LabRouter` subclasses :class:`~tests.harness.openwrt_host.OpenWrtHost` and changes three
+things, all in files of its own:
 
 * **Its network namespace is the lab's** (``/run/netns/<prefix>router``, made by
   :class:`tests.lab.topology.Topology`) instead of a fresh empty one: the harness's ``netns=``
@@ -18,6 +18,12 @@ things, both in files of its own:
   and network namespaces, they configure the lab's router namespace directly: no helper outside
   the router is needed.
 
+* **Its SSH is on TCP 22 of the router's own network**, as dropbear's on a router: a forwarder
+  (``tests/harness/forward.py``) listens on ``0.0.0.0:22`` inside the router's namespace and
+  carries each connection to the harness's sshd on the host's loopback (``port``), which the
+  lab's controller never uses. The lab reaches it from its LAN host (``tests/lab/lab.py``), so an
+  address, bridge port or firewall rule of the router decides whether the controller gets in.
+
 Why mounts rather than a helper that ``nsenter``s from outside: the stand-ins then run exactly
 where OpenWrt's own programs would (same namespaces, same ``/var/run``, processes such as
 ``wireguard-go`` die with the router), and nothing listens on the host for the router to call.
@@ -32,6 +38,7 @@ import os
 import shlex
 from pathlib import Path
 
+from tests.harness.forward import Forwarder
 from tests.harness.openwrt_host import (
     HOST_MOUNT_DIR,
     REPO,
@@ -45,6 +52,8 @@ from tests.harness.openwrt_host import (
 
 LAB_STANDINS_DIR = STANDINS_DIR / "openwrt-lab"
 HOST_TOOLS = ("ip", "wg", "wireguard-go", "nft")
+#: the router's SSH port in its own network (dropbear's)
+SSH_PORT = 22
 #: init scripts run at boot, in order
 BOOT_SERVICES = ("network", "firewall", "dnsmasq", "dropbear", "uhttpd")
 _PROTECTED = {"/", "/bin", "/sbin", "/lib", "/usr", "/usr/bin", "/usr/sbin", "/usr/lib", "/etc",
@@ -82,6 +91,27 @@ class LabRouter(OpenWrtHost):
         super().__init__(tmp_path, standins=standins, netns=netns, **kwargs)
         self.lab_netns = netns
         self.wan_lease = dict(wan_lease)
+        self._ssh22: Forwarder | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> LabRouter:
+        """Start the router, then its SSH on ``:22`` inside its network namespace."""
+        super().start()
+        try:
+            self._ssh22 = Forwarder((self.lab_netns, "0.0.0.0", SSH_PORT),
+                                    (None, "127.0.0.1", self.port),
+                                    self.base / "ssh22.ready").start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._ssh22 is not None:
+            self._ssh22.stop()
+            self._ssh22 = None
+        super().stop()
 
     # ---------------------------------------------------------------- building
 

@@ -1,6 +1,7 @@
 """TEST STAND-IN daemons for the lab router's services: dnsmasq (DNS on UDP+TCP 53, DHCPv4 on
-UDP 67), dropbear (TCP 22) and uhttpd (TCP 80). NOT those programs: just enough of each for
-packet probes to tell "the firewall let it through" from "it did not".
+UDP 67) and uhttpd (TCP 80). NOT those programs: just enough of each for packet probes to tell
+"the firewall let it through" from "it did not". (The router's SSH on TCP 22 is the real one:
+``tests/lab/router.py`` serves the harness's sshd there; see ``init.d/dropbear``.)
 
 * ``dnsmasq``: answers DNS queries (A records for the router's hostname and for ``dhcp.host``
   sections, ``<name>`` and ``<name>.lan``; NXDOMAIN otherwise; no upstream) and DHCP
@@ -8,13 +9,12 @@ packet probes to tell "the firewall let it through" from "it did not".
   a static ``host`` lease by MAC, else the first address of ``start``/``limit``; ``ignore '1'``
   sections answer nothing). Replies go to the sender's address when it has one (a unicast
   probe), else broadcast on the receiving device. ``reload`` restarts it with the new config.
-* ``dropbear``: sends an SSH banner (``SSH-2.0-dropbear_2022.82``) and closes.
 * ``uhttpd``: answers ``HTTP/1.0 200 OK`` (LuCI's web server).
 
 They listen on 0.0.0.0 (every router address, the WAN and wg0 included), so whether a probe
 gets an answer depends on the firewall only -- stricter than the real defaults.
 
-Usage: ``services.py <dnsmasq|dropbear|uhttpd> <start|stop|restart|reload|running>``.
+Usage: ``services.py <dnsmasq|uhttpd> <start|stop|restart|reload|running>``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from labcommon import STATE_DIR, as_list, load_state, log, main_guard, uci_export  # noqa: E402
 
 IP_PKTINFO = 8  # Linux; not exported by every Python's socket module
-PORTS = {"dnsmasq": (("udp", 53), ("tcp", 53), ("udp", 67)), "dropbear": (("tcp", 22),),
-         "uhttpd": (("tcp", 80),)}
+PORTS = {"dnsmasq": (("udp", 53), ("tcp", 53), ("udp", 67)), "uhttpd": (("tcp", 80),)}
 
 
 # -- DNS -----------------------------------------------------------------------------------
@@ -235,16 +234,7 @@ def dhcp_loop(sock: socket.socket, pools: dict) -> None:
         sock.sendto(reply, dest)
 
 
-# -- dropbear / uhttpd ---------------------------------------------------------------------
-
-
-class Banner(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        try:
-            self.request.sendall(self.server.banner)
-            time.sleep(0.05)
-        except OSError:
-            pass
+# -- uhttpd --------------------------------------------------------------------------------
 
 
 class Http(socketserver.BaseRequestHandler):
@@ -281,10 +271,6 @@ def serve(name: str) -> None:
         dsock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         dsock.bind(("0.0.0.0", 67))
         threading.Thread(target=dhcp_loop, args=(dsock, dhcp_pools()), daemon=True).start()
-    elif name == "dropbear":
-        srv = TCP(("0.0.0.0", 22), Banner)
-        srv.banner = b"SSH-2.0-dropbear_2022.82\r\n"
-        servers.append(srv)
     elif name == "uhttpd":
         servers.append(TCP(("0.0.0.0", 80), Http))
     for srv in servers:
