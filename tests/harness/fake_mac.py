@@ -21,6 +21,11 @@ lab (``tests/lab/macs.py``).
   argument; see ``tests/standins/macos/README.md``).
 * every SSH exec is logged by the ``ForceCommand`` as one JSON line in ``commands.jsonl``
   (``t``, ``uid``, ``conn`` = ``SSH_CONNECTION``, ``cmd``): counted execs.
+* stand-in faults (:meth:`FakeMac.set_faults`, the router's format: ``<point> delay <s>`` lines
+  in the Mac's ``/tmp/standin-faults``): the stand-ins that source
+  ``/opt/macos-standins/faults.sh`` (``tests/standins/openwrt/faults.sh``: ``plutil``,
+  ``wg-quick``) hold their point open; a point ``exec:<text>`` holds every SSH exec whose
+  command contains ``<text>`` (logged first, then held, then run).
 
 Example::
 
@@ -54,6 +59,9 @@ from tests.harness.sshd_host import SshdHost, sftp_server
 REPO = Path(__file__).resolve().parents[2]
 MACOS_STANDINS = REPO / "tests" / "standins" / "macos"
 OLLAMA_STANDIN = REPO / "tests" / "standins" / "ollama_api.py"
+#: the one shell implementation of stand-in faults (the router's), sourced by Mac stand-ins too
+FAULTS_SH = REPO / "tests" / "standins" / "openwrt" / "faults.sh"
+FAULTS = "/tmp/standin-faults"
 FORWARD = REPO / "tests" / "lab" / "forward.py"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STANDIN_BIN = "/opt/macos-standins"  # inside the fake Mac, first on PATH
@@ -63,7 +71,7 @@ OLLAMA_STATE = "/var/lib/ollama-standin"
 UID, GID = 501, 20
 #: the macOS stand-ins copied to /opt/macos-standins (brew goes to /opt/homebrew/bin)
 STANDINS = ("sw_vers", "sysctl", "system_profiler", "networksetup", "ipconfig", "scutil",
-            "pmset", "launchctl")
+            "pmset", "launchctl", "plutil")
 #: the Mac's own files over its copy of /etc
 OWN_ETC = ("passwd", "group", "shadow", "sudoers", "hosts")
 UNAME = ("#!/bin/sh\ncase \"$1\" in -s|\"\") echo Darwin;; -m) echo arm64;;"
@@ -237,6 +245,13 @@ class FakeMac(SshdHost):
             "$(json_string \"$SSH_ORIGINAL_COMMAND\")}\"\n"
             f"\t{{ flock 9; printf '%s\\n' \"$line\" >&9; }} 9>>{_q(self.commands_log)}\n"
             "fi\n"
+            # stand-in faults: hold an exec whose command contains the text after "exec:"
+            f"if [[ -f {FAULTS} && -n ${{SSH_ORIGINAL_COMMAND+x}} ]]; then\n"
+            "\twhile read -r point action arg; do\n"
+            "\t\t[[ $point == exec:?* && $action == delay &&"
+            " $SSH_ORIGINAL_COMMAND == *\"${point#exec:}\"* ]] && sleep \"$arg\"\n"
+            f"\tdone < {FAULTS}\n"
+            "fi\n"
             f"cd {_q(self.mac_home)}\n"
             "case ${SSH_ORIGINAL_COMMAND-} in\n"
             f"\tinternal-sftp|*/sftp-server) exec {_q(sftp)} ;;\n"
@@ -291,6 +306,7 @@ class FakeMac(SshdHost):
             *[f"cp {MACOS_STANDINS / s} {r}{STANDIN_BIN}/{s}" for s in STANDINS],
             f"cp {OLLAMA_STANDIN} {r}{STANDIN_BIN}/ollama_api.py",
             f"cp {base / 'uname'} {r}{STANDIN_BIN}/uname",
+            f"cp {FAULTS_SH} {r}{STANDIN_BIN}/faults.sh",
             *([f"ln -s {awk} {r}{STANDIN_BIN}/awk"] if awk else []),
             f"chmod 755 {r}{STANDIN_BIN}/*",
             f"cp {MACOS_STANDINS / 'brew'} {r}/opt/homebrew/bin/brew",
@@ -330,6 +346,15 @@ class FakeMac(SshdHost):
     def path(self, inside: str) -> Path:
         """A path inside the fake Mac, as seen from the host (through its PID 1)."""
         return Path(f"/proc/{self.ns_pid}/root") / inside.lstrip("/")
+
+    def set_faults(self, lines: Sequence[str]) -> None:
+        """Stand-in faults (see the module docstring); an empty list removes every fault."""
+        faults = self.path(FAULTS)
+        for old in [faults, *faults.parent.glob("standin-faults.*.count")]:
+            old.unlink(missing_ok=True)
+        if lines:
+            faults.write_text("".join(f"{line}\n" for line in lines))
+            os.chmod(faults, 0o644)
 
 
 def run_in(ns_pid: int | None, command: str, *, user: bool = False, home: str = "/",
