@@ -348,8 +348,9 @@ def managed_file(
 
     The content is uploaded to ``<path>.ssollama-new`` next to the file, then renamed over it:
     an interruption leaves the old or the new file, never a truncated one (and at most that
-    temp file, overwritten and renamed by the next run). A file that exists but is not ours (no header: e.g. the user's own ``~/.aider.conf.yml``)
-    is copied to ``<path>.before-self-sovereign-ollama`` once before it is replaced.
+    temp file, overwritten and renamed by the next run). A file that exists but is not ours
+    (no header: e.g. the user's own ``~/.aider.conf.yml``) is copied to
+    ``<path>.before-self-sovereign-ollama`` once (by a rename too) before it is replaced.
 
     **Example:**
 

@@ -1,6 +1,7 @@
 """A fake Mac behind a real OpenSSH server (TEST ONLY): the one used by the client and server
-roles' end-to-end tests (``tests/test_client_ssh.py``, ``tests/test_server_ssh.py``) and by the
-lab (``tests/lab/macs.py``).
+roles' end-to-end tests (``tests/test_client_ssh.py``, ``tests/test_server_ssh.py``, the server
+Mac of both: :class:`ServerMac`), their interruption tests (``tests/test_mac_faults.py``) and by
+the lab (``tests/lab/macs.py``).
 
 * root file system: a tmpfs of its own (``<base>/root``) with the Linux ``/usr`` (read-only),
   ``/bin``, ``/lib*`` and ``/dev`` bound in, and an ``/etc`` that is a **copy** of the host's
@@ -24,8 +25,9 @@ lab (``tests/lab/macs.py``).
 * stand-in faults (:meth:`FakeMac.set_faults`, the router's format: ``<point> delay <s>`` lines
   in the Mac's ``/tmp/standin-faults``): the stand-ins that source
   ``/opt/macos-standins/faults.sh`` (``tests/standins/openwrt/faults.sh``: ``plutil``,
-  ``wg-quick``) hold their point open; a point ``exec:<text>`` holds every SSH exec whose
-  command contains ``<text>`` (logged first, then held, then run).
+  ``wg-quick``) hold their point open; a point ``exec:<glob>`` holds every SSH exec whose
+  command matches ``*<glob>*`` (e.g. ``exec:mv*.ssollama-new``; logged first, then held, then
+  run).
 
 Example::
 
@@ -44,6 +46,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -249,7 +252,7 @@ class FakeMac(SshdHost):
             f"if [[ -f {FAULTS} && -n ${{SSH_ORIGINAL_COMMAND+x}} ]]; then\n"
             "\twhile read -r point action arg; do\n"
             "\t\t[[ $point == exec:?* && $action == delay &&"
-            " $SSH_ORIGINAL_COMMAND == *\"${point#exec:}\"* ]] && sleep \"$arg\"\n"
+            " $SSH_ORIGINAL_COMMAND == *${point#exec:}* ]] && sleep \"$arg\"\n"
             f"\tdone < {FAULTS}\n"
             "fi\n"
             f"cd {_q(self.mac_home)}\n"
@@ -371,3 +374,54 @@ def run_in(ns_pid: int | None, command: str, *, user: bool = False, home: str = 
         [*argv, "env", "-i", f"PATH={MAC_PATH}", f"HOME={home if user else '/'}",
          f"MACOS_STANDIN_STATE={STATE_DIR}", "LC_ALL=C.UTF-8", "sh", "-c", command],
         capture_output=True, text=True, timeout=timeout)
+
+
+class ServerMac(FakeMac):
+    """The Mac server of the server role's tests: Homebrew's ollama (served by the Ollama API
+    stand-in, its brew service on ``brew_service_port``) and haproxy (the real one, or
+    ``haproxy``: the keg file's spec, e.g. a wrapper script), Ethernet on a DHCP lease; reached
+    on 127.0.0.1 and on its "DMZ address" 127.0.0.10. Its directory is removed at :meth:`stop`.
+    """
+
+    def __init__(self, ollama_port: int, brew_service_port: int,
+                 lease_ip: str = "192.168.5.4", haproxy: str | list | None = None) -> None:
+        self.ollama_port = ollama_port
+        self.brew_service_port = brew_service_port
+        self.tmp = Path(tempfile.mkdtemp(prefix="fake-mac-"))
+        service = {
+            "run": ["$HOMEBREW_PREFIX/opt/ollama/bin/ollama", "serve"],
+            "keep_alive": {"always": True},
+            "log_path": "$HOMEBREW_PREFIX/var/log/ollama.log",
+            "error_log_path": "$HOMEBREW_PREFIX/var/log/ollama.log",
+            "environment_variables": {"OLLAMA_HOST": f"127.0.0.1:{brew_service_port}"},
+        }
+        machine = {
+            "os": {"product_version": "15.5", "build_version": "24F74"},
+            "hardware": {"arch": "arm64", "memsize": 64 * 2**30, "model": "Mac16,11",
+                         "chip": "Apple M4 Pro"},
+            "network": {"services": [
+                {"name": "Ethernet", "hardware_port": "Ethernet", "device": "en0",
+                 "ethernet_address": "14:dd:a9:e8:33:81",
+                 "dhcp_lease": {"ip": lease_ip, "mask": "255.255.255.0",
+                                "router": "192.168.5.1"}},
+                {"name": "Wi-Fi", "hardware_port": "Wi-Fi", "device": "en1",
+                 "ethernet_address": "3c:22:fb:ef:dd:1d"},
+            ]},
+            "homebrew": {"formulae": {
+                # 0.32.15: what the Ollama API stand-in reports
+                "ollama": ollama_formula("0.32.15", 0.005, service),
+                "haproxy": {"files": {"bin/haproxy": haproxy if haproxy is not None
+                                      else [shutil.which("haproxy", path=HOST_PATH)]}},
+            }},
+        }
+        super().__init__(self.tmp / "mac", "server", user="admin", hostname="ai-server",
+                         listen=("127.0.0.1", "127.0.0.10"), machine=machine, awk=False)
+
+    @property
+    def host_home(self) -> Path:
+        """The login user's HOME, as seen from the host."""
+        return self.path(self.home)
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
