@@ -99,6 +99,12 @@ def uninstall_server() -> None:
         paths=[settings.stdout_log, settings.stderr_log, settings.haproxy_log, upkeep.warm_log],
         state=state,
     )
+    macos.remove_files(  # left by a run interrupted before a restart (root's in daemon mode)
+        name="Remove restart markers",
+        paths=[macos.restart_marker(LABEL_OLLAMA), macos.restart_marker(LABEL_HAPROXY)],
+        sudo=settings.service_mode == "daemon",
+        state=state,
+    )
     if revert:
         macos.dhcp(
             name="Network: back to DHCP",
