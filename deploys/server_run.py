@@ -367,11 +367,13 @@ def server_run(
         )
     files = state.get("files") or {}
     # a run interrupted between a new plist/config and the restart left its marker
-    run.restart_ollama = upgraded or stale or files.get(restart_marker(LABEL_OLLAMA)) is not None
+    markers = {label: restart_marker(label, home) if home else None
+               for label in (LABEL_OLLAMA, LABEL_HAPROXY)}
+    run.restart_ollama = upgraded or stale or files.get(markers[LABEL_OLLAMA]) is not None
     if not run.errors:
         cmds, _ = launchd.service_commands(
             LABEL_OLLAMA, run.ollama_plist, mode, state, restart=run.restart_ollama,
-            pending=restart_marker(LABEL_OLLAMA)
+            pending=markers[LABEL_OLLAMA]
         )
         run.ollama_changes = bool(cmds)
 
@@ -395,11 +397,11 @@ def server_run(
             run.haproxy_config
         )
         run.restart_haproxy = (config_changed or "haproxy" in run.brew.get("upgrade", [])
-                               or files.get(restart_marker(LABEL_HAPROXY)) is not None)
+                               or files.get(markers[LABEL_HAPROXY]) is not None)
         if not run.errors:
             cmds, _ = launchd.service_commands(
                 LABEL_HAPROXY, run.haproxy_plist, mode, state, restart=run.restart_haproxy,
-                pending=restart_marker(LABEL_HAPROXY)
+                pending=markers[LABEL_HAPROXY]
             )
             run.haproxy_changes = bool(cmds) or config_changed
 

@@ -99,10 +99,9 @@ def uninstall_server() -> None:
         paths=[settings.stdout_log, settings.stderr_log, settings.haproxy_log, upkeep.warm_log],
         state=state,
     )
-    macos.remove_files(  # left by a run interrupted before a restart (root's in daemon mode)
+    macos.remove_files(  # left by a run interrupted before a restart
         name="Remove restart markers",
         paths=[macos.restart_marker(LABEL_OLLAMA), macos.restart_marker(LABEL_HAPROXY)],
-        sudo=settings.service_mode == "daemon",
         state=state,
     )
     if revert:

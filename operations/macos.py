@@ -90,12 +90,15 @@ def write_file_command(
     return StringCommand(script, **kwargs)
 
 
-def restart_marker(label: str) -> str:
+def restart_marker(label: str, home: str | None = None) -> str:
     """The marker of a launchd job whose plist or config was replaced and that has not been
-    restarted with it yet (in ``/tmp``: a reboot starts every job from its files anyway). A run
+    restarted with it yet: ``~/.pyinfra-restart-<label>`` (``home`` given: expanded). A run
     interrupted between a write and the restart leaves it; the next run restarts the job even
-    though the files are already the desired ones."""
-    return f"/tmp/pyinfra-restart-{label}"
+    though the files are already the desired ones. In the SSH user's home, not ``/tmp``: root
+    makes it in daemon mode, and a world-writable directory would let anyone point it at
+    another file first."""
+    path = f"~/.pyinfra-restart-{label}"
+    return expand_home(path, home) if home is not None else path
 
 
 def plist_validate() -> str:

@@ -50,7 +50,7 @@ HOLD = 1.0  # seconds a fault holds its point open
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 #: temp files of ours (a killed run may leave one; the next run that writes must not)
 TEMPS = ("*.pyinfra-tmp", ".*.pyinfra-tmp", "*.ssollama-new", ".*.ssollama-new", "*.new",
-         ".*.new", "pyinfra-restart-*")
+         ".*.new", ".pyinfra-restart-*")
 
 
 class Side:
@@ -84,7 +84,7 @@ class Side:
                 for name, dim in self.files.items()}
 
     def temps(self) -> list[str]:
-        return sorted(str(p) for d in [*self.temp_dirs, "/tmp"] for pattern in TEMPS
+        return sorted(str(p) for d in self.temp_dirs for pattern in TEMPS
                       for p in self.mac.path(d).glob(pattern))
 
     def setup(self, dims: int) -> None:
@@ -217,7 +217,8 @@ def server(tmp_path_factory):
     try:
         side = Side(mac, "ai-server", "deploys/server.py", inventory,
                     {OLLAMA_PLIST: 0, HAPROXY_CFG: 1, HAPROXY_PLIST: None},
-                    [f"{HOME_S}/Library/LaunchAgents", f"{HOME_S}/.haproxy"], _server_live,
+                    [f"{HOME_S}/Library/LaunchAgents", f"{HOME_S}/.haproxy", HOME_S],
+                    _server_live,
                     work)
         side.setup(2)
         yield side
