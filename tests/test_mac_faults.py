@@ -46,7 +46,7 @@ if _MISSING:
         pytest.fail(f"fake Mac unavailable in CI: {_MISSING}", pytrace=False)
     pytest.skip(f"fake Mac unavailable: {_MISSING}", allow_module_level=True)
 
-HOLD = 1.0  # seconds a fault holds its point open
+HOLD = 0.8  # seconds a fault holds its point open
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 #: temp files of ours (a killed run may leave one; the next run that writes must not)
 TEMPS = ("*.pyinfra-tmp", ".*.pyinfra-tmp", "*.ssollama-new", ".*.ssollama-new", "*.new",
@@ -120,7 +120,7 @@ def _interrupt_and_rerun(side: Side, dim: int, faults: list[str], trigger, after
         code = interrupt_when(proc, trigger(side.mac, side.expected(target)),
                               SIGNALS[signame], log, after)
     finally:
-        time.sleep(HOLD + 0.3)  # the Mac finishes what it was holding, on its own
+        time.sleep(HOLD + 0.2)  # the Mac finishes what it was holding, on its own
         side.mac.set_faults([])
     text = log.read_text(errors="replace")
     assert code != 0, f"an interrupted run must not exit 0:\n{text}"
