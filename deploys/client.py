@@ -250,6 +250,7 @@ client.managed_file(
     name=f"Client env ~/{ENV_FILE}",
     content=render_env(base_url, settings, claude_offered,
                        api_token=api_token.reveal() if api_token else None),
+    mode="600",  # it may hold the client's API token
     **_file_args(f"{home}/{ENV_FILE}"),
 )
 for profile, create in profile_targets(state["profiles"]):

@@ -2,8 +2,11 @@
 
 pyinfra's CLI answers SIGINT with "Exiting upon user request!" and exit status 0.
 :func:`exit_nonzero_on_interrupt` replaces that handler (CLI runs only, main thread only) with one
-that exits 130, the shell's status for a run ended by Ctrl-C. It is installed as early as the
-inventory is loaded (``deploys.plan.validate_before_connect``) and again by the router deploy.
+that exits 130, the shell's status for a run ended by Ctrl-C. It is installed by ``config.py``
+(the first of the project's code pyinfra runs: about 2 ms after pyinfra's own handler, see the
+README's "Reliability"), again as the inventory is loaded
+(``deploys.plan.validate_before_connect``: a run with another ``--config``) and by the router
+deploy.
 Whatever the router was applying finishes there on its own (the apply script ignores the
 hang-up); the next run settles it.
 """

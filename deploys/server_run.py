@@ -120,12 +120,16 @@ LABEL_HAPROXY = "com.haproxy"
 
 def managed_files(settings: ServerSettings) -> list[str]:
     """Files the state fact hashes: both modes' plists of our jobs and of brew services'
-    Ollama, HAProxy's config, and the logs (``uninstall`` deletes those that exist)."""
+    Ollama, HAProxy's config, the logs (``uninstall`` deletes those that exist) and our jobs'
+    restart markers (``operations.macos.restart_marker``)."""
+    from operations.macos import restart_marker
+
     files = []
     for label in (LABEL_OLLAMA, LABEL_HAPROXY, "homebrew.mxcl.ollama"):
         files += [f"~/Library/LaunchAgents/{label}.plist", f"/Library/LaunchDaemons/{label}.plist"]
     files += [settings.haproxy_config, settings.stdout_log, settings.stderr_log]
     files.append(settings.haproxy_log)
+    files += [restart_marker(LABEL_OLLAMA), restart_marker(LABEL_HAPROXY)]
     return list(dict.fromkeys(files))
 
 
@@ -202,6 +206,7 @@ def server_run(
         network_changes,
         pmset_changes,
         resolve_service,
+        restart_marker,
         sha256_text,
     )
 
@@ -360,10 +365,15 @@ def server_run(
             f"{who}: Ollama {running_version} is running but {installed_version} is installed: "
             "restarting it"
         )
-    run.restart_ollama = upgraded or stale
+    files = state.get("files") or {}
+    # a run interrupted between a new plist/config and the restart left its marker
+    markers = {label: restart_marker(label, home) if home else None
+               for label in (LABEL_OLLAMA, LABEL_HAPROXY)}
+    run.restart_ollama = upgraded or stale or files.get(markers[LABEL_OLLAMA]) is not None
     if not run.errors:
         cmds, _ = launchd.service_commands(
-            LABEL_OLLAMA, run.ollama_plist, mode, state, restart=run.restart_ollama
+            LABEL_OLLAMA, run.ollama_plist, mode, state, restart=run.restart_ollama,
+            pending=markers[LABEL_OLLAMA]
         )
         run.ollama_changes = bool(cmds)
 
@@ -386,10 +396,12 @@ def server_run(
         config_changed = (state.get("files") or {}).get(run.haproxy_config_path) != sha256_text(
             run.haproxy_config
         )
-        run.restart_haproxy = config_changed or "haproxy" in run.brew.get("upgrade", [])
+        run.restart_haproxy = (config_changed or "haproxy" in run.brew.get("upgrade", [])
+                               or files.get(markers[LABEL_HAPROXY]) is not None)
         if not run.errors:
             cmds, _ = launchd.service_commands(
-                LABEL_HAPROXY, run.haproxy_plist, mode, state, restart=run.restart_haproxy
+                LABEL_HAPROXY, run.haproxy_plist, mode, state, restart=run.restart_haproxy,
+                pending=markers[LABEL_HAPROXY]
             )
             run.haproxy_changes = bool(cmds) or config_changed
 

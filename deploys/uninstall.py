@@ -99,6 +99,11 @@ def uninstall_server() -> None:
         paths=[settings.stdout_log, settings.stderr_log, settings.haproxy_log, upkeep.warm_log],
         state=state,
     )
+    macos.remove_files(  # left by a run interrupted before a restart
+        name="Remove restart markers",
+        paths=[macos.restart_marker(LABEL_OLLAMA), macos.restart_marker(LABEL_HAPROXY)],
+        state=state,
+    )
     if revert:
         macos.dhcp(
             name="Network: back to DHCP",

@@ -11,10 +11,12 @@ commands and call ``host.noop`` when nothing differs. Values reaching a shell ar
   never readable by anyone else, not even for a moment, and never on a command line.
 * :func:`private_directory`: a mode-700 directory of the SSH user (upload staging, env file).
 * :func:`managed_file`: a user file with our header (env file, Aider configs), compared by
-  sha256; a file of the user's that is not ours is backed up once before it is replaced.
+  sha256, uploaded next to it and renamed into place; a file of the user's that is not ours
+  is backed up once before it is replaced.
 * :func:`profile_block`: exactly one marker-delimited block in a shell profile (``# >>> name
   >>>`` ... ``# <<< name <<<``), replaced in place, legacy blocks removed; a file with an
-  unterminated marker is refused rather than guessed at. BSD awk, no ``sed -i``.
+  unterminated marker is refused rather than guessed at. BSD awk, no ``sed -i``; the new
+  profile is written next to the real file and renamed over it.
 * :func:`pipx_package`: install / pin / remove a pipx application (Aider).
 """
 
@@ -331,6 +333,7 @@ def managed_file(
     present: bool = True,
     restore_backup: bool = True,
     backup_suffix: str = ".before-self-sovereign-ollama",
+    mode: str | None = None,
 ):
     """A file of the SSH user that this project writes (it starts with our header).
 
@@ -340,9 +343,14 @@ def managed_file(
     + has_backup: a backup ``<path><backup_suffix>`` exists already
     + present: ``False`` removes the file if it is ours (and puts a backup back)
     + restore_backup: with ``present=False``, move the backup back into place
+    + mode: e.g. ``"600"`` (a file with a secret): the temp file is made with that mode before
+      anything is uploaded into it; ``None``: the upload's default (the SSH user's umask)
 
-    A file that exists but is not ours (no header: e.g. the user's own ``~/.aider.conf.yml``)
-    is copied to ``<path>.before-self-sovereign-ollama`` once before it is replaced.
+    The content is uploaded to ``<path>.ssollama-new`` next to the file, then renamed over it:
+    an interruption leaves the old or the new file, never a truncated one (and at most that
+    temp file, overwritten and renamed by the next run). A file that exists but is not ours
+    (no header: e.g. the user's own ``~/.aider.conf.yml``) is copied to
+    ``<path>.before-self-sovereign-ollama`` once (by a rename too) before it is replaced.
 
     **Example:**
 
@@ -364,11 +372,20 @@ def managed_file(
     if state and state.get("sha256") == sha256(content):
         host.noop(f"{path} is up to date")
         return
-    if state and not state.get("managed") and not has_backup:
-        yield StringCommand("cp", "-p", QuoteString(path), QuoteString(backup))
+    if mode is not None and not (mode.isdigit() and len(mode) in (3, 4)):
+        raise OperationError(f"managed_file {path}: bad mode {mode!r}")
+    new = path + NEW_SUFFIX
+    prepare = []
+    if state and not state.get("managed") and not has_backup:  # the backup, also by a rename
+        prepare.append(f"cp -p {_q(path)} {_q(backup + NEW_SUFFIX)} &&"
+                       f" mv -f {_q(backup + NEW_SUFFIX)} {_q(backup)}")
+    if mode is not None:  # the upload keeps the mode of the file it overwrites
+        prepare.append(f"rm -f {_q(new)} && (umask 077 && : > {_q(new)}) && chmod {mode} {_q(new)}")
+    if prepare:
+        yield StringCommand(" && ".join(prepare))
     # next to it, then renamed: an interruption never leaves a truncated file
-    yield FileUploadCommand(io.BytesIO(content.encode()), path + NEW_SUFFIX)
-    yield StringCommand("mv", "-f", QuoteString(path + NEW_SUFFIX), QuoteString(path))
+    yield FileUploadCommand(io.BytesIO(content.encode()), new)
+    yield StringCommand("mv", "-f", QuoteString(new), QuoteString(path))
 
 
 def _block_text(marker: str, body: str) -> str:
@@ -460,14 +477,24 @@ def profile_block(
         host.noop(f"{path}: no {marker} block")
         return
     block = _block_text(marker, wanted) if present else ""
-    script = (
-        f'f={_q(path)}; [ -e "$f" ] || : > "$f" || exit 1\n'
-        't=$(mktemp "${TMPDIR:-/tmp}/ssollama-profile.XXXXXX") || exit 1\n'
+    yield StringCommand(_profile_script(path, block, marker, remove))
+
+
+def _profile_script(path: str, block: str, marker: str, remove: tuple[str, ...]) -> str:
+    """Shell that rewrites the profile at ``path`` (through its symlinks) with ``block``: the
+    new text goes to ``<file>.ssollama-new`` next to the real file, a ``cp -p`` of it (its mode
+    and owner; a new file: the user's umask), then replaces it by a rename: an interruption
+    never leaves a truncated profile, only the old or the new one (and at most that temp file,
+    which the next run that changes the profile overwrites and renames)."""
+    return (
+        f'f={_q(path)}; n=0\n'
+        'while [ -L "$f" ] && [ $n -lt 40 ]; do l=$(readlink "$f") || exit 1\n'
+        '  case $l in /*) f=$l ;; *) f=${f%/*}/$l ;; esac; n=$((n+1)); done\n'
+        f't="$f{NEW_SUFFIX}"; s=/dev/null\n'
+        'if [ -e "$f" ]; then s=$f; cp -p "$f" "$t" || exit 1; fi\n'
         f"SSOLLAMA_BLOCK={_q(block)} awk -v m={_q(marker)} -v drop={_q(' '.join(remove))}"
-        f" {_q(_BLOCK_AWK)} \"$f\" > \"$t\" && cat \"$t\" > \"$f\"\n"
-        'rc=$?; rm -f "$t"; exit $rc'
+        f' {_q(_BLOCK_AWK)} "$s" > "$t" && mv -f "$t" "$f" || {{ rm -f "$t"; exit 1; }}'
     )
-    yield StringCommand(script)
 
 
 @operation()

@@ -130,9 +130,12 @@ def service_commands(
     restart: bool = False,
     log_path: str | None = None,
     wait: int = 30,
+    pending: str | None = None,
 ) -> tuple[list[StringCommand], str]:
     """The commands :func:`service` yields, and the no-op description when there are none
-    (also used by the deploy to know, before anything runs, whether the job will restart)."""
+    (also used by the deploy to know, before anything runs, whether the job will restart).
+    ``pending``: the job's restart marker (``operations.macos.restart_marker``), made with a
+    new plist and removed once the job runs from it (pass ``restart=True`` when it exists)."""
     if mode not in MODES:
         raise OperationError(f"launchd: mode must be one of {MODES}, not {mode!r}")
     uid, home = state.get("uid"), state.get("home")
@@ -171,7 +174,8 @@ def service_commands(
     if changed:
         owner = "root:wheel" if mode == "daemon" else None
         commands.append(
-            write_file_command(path, plist, "644", owner, plist_validate(), sudo=bool(sudo))
+            write_file_command(path, plist, "644", owner, plist_validate(), sudo=bool(sudo),
+                               pending=pending)
         )
     targets = [target(kind, uid) for kind in domains]
     if here and changed:
@@ -187,7 +191,10 @@ def service_commands(
         t = shlex.quote(f"{target(here[0], uid)}/{label}")
         commands.append(StringCommand(f"launchctl kickstart {kick}{t}", **sudo))
         targets = [target(here[0], uid)]
-    commands.append(StringCommand(confirm_command(label, targets, log_path, wait), **sudo))
+    confirm = confirm_command(label, targets, log_path, wait)
+    if pending:  # the job runs from its new files: nothing is pending any more
+        confirm += f" && rm -f {shlex.quote(pending)}"
+    commands.append(StringCommand(confirm, **sudo))
     return commands, ""
 
 
@@ -200,6 +207,7 @@ def service(
     restart: bool = False,
     log_path: str | None = None,
     wait: int = 30,
+    pending: str | None = None,
 ):
     """Make a launchd job run from exactly this plist (see the module docstring).
 
@@ -211,6 +219,7 @@ def service(
     + restart: restart the job even if its plist did not change (e.g. a new binary)
     + log_path: shown (last 20 lines) when the job does not come up
     + wait: seconds to wait for it to run
+    + pending: the job's restart marker (see :func:`service_commands`)
 
     The job is also booted out of the other mode's domains (an agent left over from before
     switching to the daemon mode, or the reverse) and that plist removed.
@@ -224,7 +233,8 @@ def service(
     """
     if state is None:
         raise OperationError("launchd.service needs the MacServerState (state=...)")
-    commands, noop = service_commands(label, plist, mode, state, restart, log_path, wait)
+    commands, noop = service_commands(label, plist, mode, state, restart, log_path, wait,
+                                      pending)
     if not commands:
         host.noop(noop)
         return

@@ -62,10 +62,13 @@ def write_file_command(
     owner: str | None = None,
     validate: str | None = None,
     sudo: bool = False,
+    pending: str | None = None,
 ) -> StringCommand:
     """One exec that writes ``content`` to ``path`` atomically: a temp file next to it (from a
     quoted here-document: nothing in it is expanded), ``chmod``/``chown``, an optional check
     (``validate`` with ``{}`` for the temp file, e.g. ``plutil -lint -s {}``), then ``mv``.
+    ``pending``: a marker file made just before the ``mv`` (the file's new content is not
+    live yet: whoever restarts its service removes it; see :func:`restart_marker`).
 
     Only for non-secret content: it passes through the command line."""
     if not content.endswith("\n"):
@@ -79,10 +82,23 @@ def write_file_command(
         steps.append(f"chown {shlex.quote(owner)} {qt}")
     if validate:
         steps.append(validate.replace("{}", qt))
+    if pending:
+        steps.append(f": > {shlex.quote(pending)}")
     steps.append(f"mv -f {qt} {q}")
     script = " && ".join(steps) + f" || {{ rm -f {qt}; exit 1; }}\n{content}{marker}\n"
     kwargs: dict[str, Any] = {"_sudo": True} if sudo else {}
     return StringCommand(script, **kwargs)
+
+
+def restart_marker(label: str, home: str | None = None) -> str:
+    """The marker of a launchd job whose plist or config was replaced and that has not been
+    restarted with it yet: ``~/.pyinfra-restart-<label>`` (``home`` given: expanded). A run
+    interrupted between a write and the restart leaves it; the next run restarts the job even
+    though the files are already the desired ones. In the SSH user's home, not ``/tmp``: root
+    makes it in daemon mode, and a world-writable directory would let anyone point it at
+    another file first."""
+    path = f"~/.pyinfra-restart-{label}"
+    return expand_home(path, home) if home is not None else path
 
 
 def plist_validate() -> str:
@@ -99,11 +115,14 @@ def file(
     validate: str | None = None,
     sudo: bool = False,
     state: dict[str, Any] | None = None,
+    pending: str | None = None,
 ):
     """Make a (non-secret) file have exactly ``content``; one exec when it differs.
 
     + path: absolute, or ``~/...`` (the SSH user's home)
     + validate: a check of the new file before it replaces the old one, ``{}`` = its path
+    + pending: a marker made with the new file (:func:`restart_marker`: its service must be
+      restarted, which removes it)
     + state: the ``MacServerState`` (``files`` must include ``path``)
 
     **Example:**
@@ -121,7 +140,7 @@ def file(
     ):
         host.noop(f"{real} is up to date")
         return
-    yield write_file_command(real, content, mode, owner, validate, sudo)
+    yield write_file_command(real, content, mode, owner, validate, sudo, pending)
 
 
 @operation()

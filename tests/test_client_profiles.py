@@ -232,11 +232,15 @@ def test_symlinked_profile_is_written_through(tmp_path: Path, awk_bin: Path) -> 
     home = tmp_path / "home"
     (home / "dotfiles").mkdir(parents=True)
     (home / "dotfiles" / "zshrc").write_text("export A=1\n")
+    (home / "dotfiles" / "zshrc").chmod(0o640)
     (home / ".zshrc").symlink_to("dotfiles/zshrc")
     mac = FakeMacHome(home, awk_bin)
     mac.converge()
     assert (home / ".zshrc").is_symlink()
     assert _blocks(home / "dotfiles" / "zshrc") == 1
+    # replaced by a rename next to the real file, its mode kept, no temp file left
+    assert (home / "dotfiles" / "zshrc").stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in (home / "dotfiles").iterdir()) == ["zshrc"]
 
 
 def test_upload_helper_matches_pyinfra_upload() -> None:

@@ -18,13 +18,13 @@ from tests.harness.openwrt_host import OpenWrtHost, _is_scp_upload
 from tests.harness.router_runs import (
     apply_dir,
     differences,
+    interrupt_when,
     output,
     pyinfra,
     pyinfra_background,
     require_router,
     set_faults,
     shared_save_dir,
-    wait_for,
     write_inventory,
 )
 
@@ -106,20 +106,8 @@ def test_interrupted_deploy_converges_on_the_next_run(tmp_path, point, signame):
         set_faults(router, faults)
         router.reset_counts()
         proc = pyinfra_background(inventory, "-y", log=tmp_path / "killed.log")
-        try:
-            reached = wait_for(lambda: trigger(router) or proc.poll() is not None, 120,
-                               interval=0.01)
-            assert reached and proc.poll() is None, (
-                f"the run ended before reaching {point}: "
-                + (tmp_path / "killed.log").read_text(errors="replace"))
-            time.sleep(after)
-            assert proc.poll() is None, f"the run ended before the signal at {point}"
-            proc.send_signal(SIGNALS[signame])
-            code = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        code = interrupt_when(proc, lambda: trigger(router), SIGNALS[signame],
+                              tmp_path / "killed.log", after)
         log = (tmp_path / "killed.log").read_text(errors="replace")
         assert code != 0, f"an interrupted run must not exit 0:\n{log}"
         set_faults(router, [])

@@ -450,6 +450,18 @@ def test_stale_binary_restarts_ollama():
     assert any("0.32.3 is running but 0.33.0 is installed" in w for w in run.warnings)
 
 
+def test_restart_marker_of_an_interrupted_run_restarts_the_job():
+    """Files already the desired ones, but a run was killed before the restart: its marker."""
+    s = settings(pmset={})
+    st = state("converged_agent_composed")
+    assert not server_run(s, network_target(s, PLAN), st).restart_ollama
+    marker = f"{st['home']}/.pyinfra-restart-com.ollama"
+    st["files"][marker] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    run = server_run(s, network_target(s, PLAN), st)
+    assert run.restart_ollama and run.ollama_changes
+    assert "~/.pyinfra-restart-com.ollama" in state_fact_args(s)["files"]
+
+
 def test_wrong_network_service_is_a_preflight_error():
     s = settings(network_service="USB 10/100/1000 LAN", pmset={})
     st = state("converged_agent_composed")

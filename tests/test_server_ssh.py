@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import fake_mac
-from tests.harness.fake_mac import OLLAMA_STATE, FakeMac
+from tests.harness.fake_mac import OLLAMA_STATE, ServerMac
 from tests.harness.sshd_host import _free_port
 
 pytestmark = pytest.mark.ssh
@@ -54,54 +53,6 @@ if _MISSING:
     if os.environ.get("CI") == "true":
         pytest.fail(f"fake Mac unavailable in CI: {_MISSING}", pytrace=False)
     pytest.skip(f"fake Mac unavailable: {_MISSING}", allow_module_level=True)
-
-
-class ServerMac(FakeMac):
-    """The Mac server: Homebrew's ollama (served by the Ollama API stand-in, its brew service
-    on ``brew_service_port``) and haproxy (the real one), Ethernet on a DHCP lease; reached on
-    127.0.0.1 and on its "DMZ address" 127.0.0.10. Its directory is removed at :meth:`stop`."""
-
-    def __init__(self, ollama_port: int, brew_service_port: int,
-                 lease_ip: str = "192.168.5.4") -> None:
-        self.ollama_port = ollama_port
-        self.brew_service_port = brew_service_port
-        self.tmp = Path(tempfile.mkdtemp(prefix="fake-mac-"))
-        service = {
-            "run": ["$HOMEBREW_PREFIX/opt/ollama/bin/ollama", "serve"],
-            "keep_alive": {"always": True},
-            "log_path": "$HOMEBREW_PREFIX/var/log/ollama.log",
-            "error_log_path": "$HOMEBREW_PREFIX/var/log/ollama.log",
-            "environment_variables": {"OLLAMA_HOST": f"127.0.0.1:{brew_service_port}"},
-        }
-        machine = {
-            "os": {"product_version": "15.5", "build_version": "24F74"},
-            "hardware": {"arch": "arm64", "memsize": 64 * 2**30, "model": "Mac16,11",
-                         "chip": "Apple M4 Pro"},
-            "network": {"services": [
-                {"name": "Ethernet", "hardware_port": "Ethernet", "device": "en0",
-                 "ethernet_address": "14:dd:a9:e8:33:81",
-                 "dhcp_lease": {"ip": lease_ip, "mask": "255.255.255.0",
-                                "router": "192.168.5.1"}},
-                {"name": "Wi-Fi", "hardware_port": "Wi-Fi", "device": "en1",
-                 "ethernet_address": "3c:22:fb:ef:dd:1d"},
-            ]},
-            "homebrew": {"formulae": {
-                # 0.32.15: what the Ollama API stand-in reports
-                "ollama": fake_mac.ollama_formula("0.32.15", 0.005, service),
-                "haproxy": {"files": {"bin/haproxy": [shutil.which("haproxy", path=HOST_PATH)]}},
-            }},
-        }
-        super().__init__(self.tmp / "mac", "server", user="admin", hostname="ai-server",
-                         listen=("127.0.0.1", "127.0.0.10"), machine=machine, awk=False)
-
-    @property
-    def host_home(self) -> Path:
-        """The login user's HOME, as seen from the host."""
-        return self.path(self.home)
-
-    def stop(self) -> None:
-        super().stop()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 # -- the tests --------------------------------------------------------------------------------

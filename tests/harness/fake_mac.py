@@ -1,6 +1,7 @@
 """A fake Mac behind a real OpenSSH server (TEST ONLY): the one used by the client and server
-roles' end-to-end tests (``tests/test_client_ssh.py``, ``tests/test_server_ssh.py``) and by the
-lab (``tests/lab/macs.py``).
+roles' end-to-end tests (``tests/test_client_ssh.py``, ``tests/test_server_ssh.py``, the server
+Mac of both: :class:`ServerMac`), their interruption tests (``tests/test_mac_faults.py``) and by
+the lab (``tests/lab/macs.py``).
 
 * root file system: a tmpfs of its own (``<base>/root``) with the Linux ``/usr`` (read-only),
   ``/bin``, ``/lib*`` and ``/dev`` bound in, and an ``/etc`` that is a **copy** of the host's
@@ -21,6 +22,12 @@ lab (``tests/lab/macs.py``).
   argument; see ``tests/standins/macos/README.md``).
 * every SSH exec is logged by the ``ForceCommand`` as one JSON line in ``commands.jsonl``
   (``t``, ``uid``, ``conn`` = ``SSH_CONNECTION``, ``cmd``): counted execs.
+* stand-in faults (:meth:`FakeMac.set_faults`, the router's format: ``<point> delay <s>`` lines
+  in the Mac's ``/tmp/standin-faults``): the stand-ins that source
+  ``/opt/macos-standins/faults.sh`` (``tests/standins/openwrt/faults.sh``: ``plutil``,
+  ``wg-quick``) hold their point open; a point ``exec:<glob>`` holds every SSH exec whose
+  command matches ``*<glob>*`` (e.g. ``exec:mv*.ssollama-new``; logged first, then held, then
+  run).
 
 Example::
 
@@ -39,6 +46,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -55,6 +63,9 @@ from tests.harness.sshd_host import (
 REPO = Path(__file__).resolve().parents[2]
 MACOS_STANDINS = REPO / "tests" / "standins" / "macos"
 OLLAMA_STANDIN = REPO / "tests" / "standins" / "ollama_api.py"
+#: the one shell implementation of stand-in faults (the router's), sourced by Mac stand-ins too
+FAULTS_SH = REPO / "tests" / "standins" / "openwrt" / "faults.sh"
+FAULTS = "/tmp/standin-faults"
 FORWARD = REPO / "tests" / "harness" / "forward.py"
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 STANDIN_BIN = "/opt/macos-standins"  # inside the fake Mac, first on PATH
@@ -64,7 +75,7 @@ OLLAMA_STATE = "/var/lib/ollama-standin"
 UID, GID = 501, 20
 #: the macOS stand-ins copied to /opt/macos-standins (brew goes to /opt/homebrew/bin)
 STANDINS = ("sw_vers", "sysctl", "system_profiler", "networksetup", "ipconfig", "scutil",
-            "pmset", "launchctl")
+            "pmset", "launchctl", "plutil")
 #: the Mac's own files over its copy of /etc
 OWN_ETC = ("passwd", "group", "shadow", "sudoers", "hosts")
 #: a ~/.zshrc the original installer left (its blocks, verbatim shape) around the user's lines
@@ -248,6 +259,13 @@ class FakeMac(SshdHost):
             " user\nexport LC_ALL=C\n"
             + log_command_bash(self.commands_log, (
                 ("uid", "$(id -u)"), ("conn", '$(json_string "${SSH_CONNECTION-}")')))
+            # stand-in faults: hold an exec whose command contains the text after "exec:"
+            + f"if [[ -f {FAULTS} && -n ${{SSH_ORIGINAL_COMMAND+x}} ]]; then\n"
+            "\twhile read -r point action arg; do\n"
+            "\t\t[[ $point == exec:?* && $action == delay &&"
+            " $SSH_ORIGINAL_COMMAND == *${point#exec:}* ]] && sleep \"$arg\"\n"
+            f"\tdone < {FAULTS}\n"
+            "fi\n"
             + shell_args_bash(self.mac_home, sftp=True)
             + f"exec env -i {words}"
             ' ${SSH_CLIENT:+"SSH_CLIENT=$SSH_CLIENT"}'
@@ -288,6 +306,7 @@ class FakeMac(SshdHost):
             *[f"cp {MACOS_STANDINS / s} {r}{STANDIN_BIN}/{s}" for s in STANDINS],
             f"cp {OLLAMA_STANDIN} {r}{STANDIN_BIN}/ollama_api.py",
             f"cp {base / 'uname'} {r}{STANDIN_BIN}/uname",
+            f"cp {FAULTS_SH} {r}{STANDIN_BIN}/faults.sh",
             *([f"ln -s {awk} {r}{STANDIN_BIN}/awk"] if awk else []),
             f"chmod 755 {r}{STANDIN_BIN}/*",
             f"cp {MACOS_STANDINS / 'brew'} {r}/opt/homebrew/bin/brew",
@@ -329,6 +348,15 @@ class FakeMac(SshdHost):
         """A path inside the fake Mac, as seen from the host (through its PID 1)."""
         return Path(f"/proc/{self.ns_pid}/root") / inside.lstrip("/")
 
+    def set_faults(self, lines: Sequence[str]) -> None:
+        """Stand-in faults (see the module docstring); an empty list removes every fault."""
+        faults = self.path(FAULTS)
+        for old in [faults, *faults.parent.glob("standin-faults.*.count")]:
+            old.unlink(missing_ok=True)
+        if lines:
+            faults.write_text("".join(f"{line}\n" for line in lines))
+            os.chmod(faults, 0o644)
+
 
 def run_in(ns_pid: int | None, command: str, *, user: bool = False, home: str = "/",
            net: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -344,3 +372,54 @@ def run_in(ns_pid: int | None, command: str, *, user: bool = False, home: str = 
         [*argv, "env", "-i", f"PATH={MAC_PATH}", f"HOME={home if user else '/'}",
          f"MACOS_STANDIN_STATE={STATE_DIR}", "LC_ALL=C.UTF-8", "sh", "-c", command],
         capture_output=True, text=True, timeout=timeout)
+
+
+class ServerMac(FakeMac):
+    """The Mac server of the server role's tests: Homebrew's ollama (served by the Ollama API
+    stand-in, its brew service on ``brew_service_port``) and haproxy (the real one, or
+    ``haproxy``: the keg file's spec, e.g. a wrapper script), Ethernet on a DHCP lease; reached
+    on 127.0.0.1 and on its "DMZ address" 127.0.0.10. Its directory is removed at :meth:`stop`.
+    """
+
+    def __init__(self, ollama_port: int, brew_service_port: int,
+                 lease_ip: str = "192.168.5.4", haproxy: str | list | None = None) -> None:
+        self.ollama_port = ollama_port
+        self.brew_service_port = brew_service_port
+        self.tmp = Path(tempfile.mkdtemp(prefix="fake-mac-"))
+        service = {
+            "run": ["$HOMEBREW_PREFIX/opt/ollama/bin/ollama", "serve"],
+            "keep_alive": {"always": True},
+            "log_path": "$HOMEBREW_PREFIX/var/log/ollama.log",
+            "error_log_path": "$HOMEBREW_PREFIX/var/log/ollama.log",
+            "environment_variables": {"OLLAMA_HOST": f"127.0.0.1:{brew_service_port}"},
+        }
+        machine = {
+            "os": {"product_version": "15.5", "build_version": "24F74"},
+            "hardware": {"arch": "arm64", "memsize": 64 * 2**30, "model": "Mac16,11",
+                         "chip": "Apple M4 Pro"},
+            "network": {"services": [
+                {"name": "Ethernet", "hardware_port": "Ethernet", "device": "en0",
+                 "ethernet_address": "14:dd:a9:e8:33:81",
+                 "dhcp_lease": {"ip": lease_ip, "mask": "255.255.255.0",
+                                "router": "192.168.5.1"}},
+                {"name": "Wi-Fi", "hardware_port": "Wi-Fi", "device": "en1",
+                 "ethernet_address": "3c:22:fb:ef:dd:1d"},
+            ]},
+            "homebrew": {"formulae": {
+                # 0.32.15: what the Ollama API stand-in reports
+                "ollama": ollama_formula("0.32.15", 0.005, service),
+                "haproxy": {"files": {"bin/haproxy": haproxy if haproxy is not None
+                                      else [shutil.which("haproxy", path=HOST_PATH)]}},
+            }},
+        }
+        super().__init__(self.tmp / "mac", "server", user="admin", hostname="ai-server",
+                         listen=("127.0.0.1", "127.0.0.10"), machine=machine, awk=False)
+
+    @property
+    def host_home(self) -> Path:
+        """The login user's HOME, as seen from the host."""
+        return self.path(self.home)
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)

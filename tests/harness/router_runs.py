@@ -4,7 +4,8 @@ them), the desired-state check, the apply dir and stand-in faults.
 
 Shared by ``tests/test_router_ssh.py``, ``tests/test_safe_apply.py``,
 ``tests/test_router_faults.py``, ``tests/test_router_lockout.py``, ``tests/test_keys_cli.py``,
-``tests/test_cli_output.py``, ``tests/test_openwrt_host.py`` and the router benchmark. The server
+``tests/test_cli_output.py``, ``tests/test_openwrt_host.py`` and the router benchmark; the
+background runs and :func:`interrupt_when` also by ``tests/test_mac_faults.py``. The server
 and clients of the inventory are unreachable placeholders (127.0.0.9:9), used with
 ``--limit router``.
 """
@@ -15,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -112,10 +113,34 @@ def fact(inventory: Path, *args: str, timeout: float = 120) -> subprocess.Comple
 
 def pyinfra_background(inventory: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
     """Start a run in the background (output to ``log``), to interrupt it."""
+    return background(pyinfra_argv(inventory, *args), log)
+
+
+def background(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start any run (``argv``, from the repository root) in the background, output to
+    ``log`` (the Macs' fault tests use it with their own deploys)."""
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(pyinfra_argv(inventory, *args), cwd=REPO,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=_env())
+        return subprocess.Popen(list(argv), cwd=REPO, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=_env())
+
+
+def interrupt_when(proc: subprocess.Popen[bytes], reached, sig: int, log: Path,
+                   after: float = 0.0, timeout: float = 120) -> int:
+    """Wait until ``reached()`` (the run must still be running then, and ``after`` seconds
+    later), send ``sig``, return the run's exit status (a run still alive 60 s later is
+    killed and fails the test)."""
+    try:
+        hit = wait_for(lambda: reached() or proc.poll() is not None, timeout, interval=0.01)
+        assert hit and proc.poll() is None, (
+            "the run ended before reaching the point: " + log.read_text(errors="replace"))
+        time.sleep(after)
+        assert proc.poll() is None, "the run ended before the signal"
+        proc.send_signal(sig)
+        return proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def output(run: subprocess.CompletedProcess[str]) -> str:

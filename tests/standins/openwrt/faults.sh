@@ -1,6 +1,7 @@
 # TEST STAND-IN helper (not an OpenWrt file): fault injection for the init.d/ifup stand-ins.
-# Sourced by rc.common and ifup. Tests write lines "<point> <action> [arg]" to
-# /tmp/standin-faults (the same file the uci stand-in reads), e.g.
+# Sourced by rc.common and ifup, and on the fake Macs (tests/harness/fake_mac.py copies it to
+# /opt/macos-standins/faults.sh) by the plutil and wg-quick stand-ins. Tests write lines
+# "<point> <action> [arg]" to /tmp/standin-faults (the same file the uci stand-in reads), e.g.
 #   firewall-reload fail 1      the first "firewall reload" fails (exit 1), later ones work
 #   network-reload fail         every "network reload" fails
 #   ifup-wg0 delay 3            "ifup wg0" sleeps 3 s first
