@@ -26,6 +26,7 @@ import pytest
 from deploys.keys import KeyStore
 from deploys.peers import peer_config
 from deploys.plan import NETWORK_DEFAULTS, materialize, validate
+from deploys.server_upkeep import NEWSYSLOG_CONF
 from firewall import build
 from firewall.proof import check
 from tests.harness.lab_session import lab_up, require_lab, run_pyinfra
@@ -230,6 +231,12 @@ def test_converge_from_factory_state_on_every_host(lab, converged):
     assert [m["name"] for m in json.loads(body)["models"]] == ["llama3.2:1b"]
     pmset = lab.mac_run("server", "pmset -g custom").stdout
     assert " sleep                0" in pmset and " autorestart          1" in pmset
+    # log rotation: the newsyslog file in the fake Mac's own /etc (root, 644), every log in it
+    rotate = lab.mac_run("server", f"stat -c '%U %a' {NEWSYSLOG_CONF} && cat {NEWSYSLOG_CONF}",
+                         check=True).stdout
+    assert rotate.startswith("root 644\n"), rotate
+    for log in ("/tmp/ollama.stdout.log", "/tmp/ollama.stderr.log", "/tmp/ollama.warm.log"):
+        assert f"\n{log} " in rotate, rotate
     # the clients: their own tunnel config (root, 600), the LaunchDaemon, the env file
     for client in ("client1", "client2"):
         conf = lab.mac_run(client, f"stat -c '%U %a' {WG_CONF} && cat {WG_CONF}", check=True)
