@@ -138,8 +138,8 @@ def _at(epoch: int) -> str:
 def _audit_expiry(audit: HostAudit, plan: Plan, found: Mapping[str, Any]) -> dict[str, int]:
     """Rows for the expiry job; returns ``{peer name: when}`` of the peers it took off."""
     entries = job_entries(plan.peers)
-    todo = expiry_job.commands(entries, plan.vpn_interface,
-                               [p.name for p in plan.enabled_peers], found)
+    # the job's files and crontab line (a peer it took off shows in its peer row)
+    todo = expiry_job.commands(entries, plan.vpn_interface, [], found)
     installed = bool(found.get("files") or found.get("data") or found.get("cron"))
     watched = ", ".join(f"{n} (from {_at(c)})" for n, _, c in entries)
     if todo and entries:

@@ -6,6 +6,9 @@
 * :func:`render_model_metadata`: ``~/.aider.model.metadata.json``: every Aider model with its
   context size and zero prices, so Aider never fetches litellm's price list from the internet
   (Aider looks a model up in this file first, and only fetches when it is missing).
+* :data:`TOOL_ENDPOINTS` / :func:`proxy_paths`: the API endpoints each tool calls as this
+  project configures it; in proxy mode HAProxy's allowlist adds those of the tools a client is
+  configured with (``deploys/server.py``), so the allowlist and the tools' config are one data.
 
 Example::
 
@@ -16,7 +19,7 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +30,26 @@ from deploys.contexts import context_for
 MODEL_METADATA_FILE = ".aider.model.metadata.json"
 #: The most tokens one answer may take (Aider's ``max_output_tokens``), capped by the context.
 MAX_OUTPUT_TOKENS = 8192
+
+
+#: The endpoints each tool calls, as configured here (measured with the real tools in the lab,
+#: ``tests/test_agents_lab.py``): Aider on the native ``ollama_chat/`` route
+#: (:attr:`AiderModel.aider_name`) sends only ``POST /api/show`` and ``POST /api/chat``; Claude
+#: Code (``ANTHROPIC_BASE_URL``) ``POST /v1/messages`` (and a ``HEAD /`` probe, which HAProxy
+#: answers 403). The OpenAI-compatible env contract is HAProxy's base allowlist
+#: (``operations.templates.ALLOWED_PATHS``).
+TOOL_ENDPOINTS: dict[str, tuple[str, ...]] = {
+    "aider": ("/api/show", "/api/chat"),
+    "claude_code": ("/v1/messages",),
+}
+
+
+def proxy_paths(client_datas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The endpoints of the tools the clients are configured with (``aider``, ``claude_code``
+    = True), sorted: what HAProxy's allowlist must forward besides its base list."""
+    paths = {path for data in client_datas for tool, tool_paths in TOOL_ENDPOINTS.items()
+             if data.get(tool) is True for path in tool_paths}
+    return tuple(sorted(paths))
 
 
 def _pinned(client_data: Mapping[str, Any]) -> set[str]:
