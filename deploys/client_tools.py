@@ -6,9 +6,10 @@
 * :func:`render_model_metadata`: ``~/.aider.model.metadata.json``: every Aider model with its
   context size and zero prices, so Aider never fetches litellm's price list from the internet
   (Aider looks a model up in this file first, and only fetches when it is missing).
-* :data:`TOOL_ENDPOINTS` / :func:`proxy_paths`: the API endpoints each tool calls as this
-  project configures it; in proxy mode HAProxy's allowlist adds those of the tools a client is
-  configured with (``deploys/server.py``), so the allowlist and the tools' config are one data.
+* :func:`proxy_paths`: the API endpoints each tool calls as this project configures it
+  (``deploys.versions.TOOL_ENDPOINTS``); in proxy mode HAProxy's allowlist adds those of the
+  tools a client is configured with (``deploys/server.py``): the allowlist follows the tools'
+  config.
 
 Example::
 
@@ -25,23 +26,12 @@ from typing import Any
 
 from deploys.client_plan import AiderModel, ClientSettings
 from deploys.contexts import context_for
+from deploys.versions import TOOL_ENDPOINTS
 
 #: Aider's model metadata file, relative to $HOME (Aider reads it by default, too).
 MODEL_METADATA_FILE = ".aider.model.metadata.json"
 #: The most tokens one answer may take (Aider's ``max_output_tokens``), capped by the context.
 MAX_OUTPUT_TOKENS = 8192
-
-
-#: The endpoints each tool calls, as configured here (measured with the real tools in the lab,
-#: ``tests/test_agents_lab.py``): Aider on the native ``ollama_chat/`` route
-#: (:attr:`AiderModel.aider_name`) sends only ``POST /api/show`` and ``POST /api/chat``; Claude
-#: Code (``ANTHROPIC_BASE_URL``) ``POST /v1/messages`` (and a ``HEAD /`` probe, which HAProxy
-#: answers 403). The OpenAI-compatible env contract is HAProxy's base allowlist
-#: (``operations.templates.ALLOWED_PATHS``).
-TOOL_ENDPOINTS: dict[str, tuple[str, ...]] = {
-    "aider": ("/api/show", "/api/chat"),
-    "claude_code": ("/v1/messages",),
-}
 
 
 def proxy_paths(client_datas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:

@@ -81,7 +81,8 @@ target = network_target(settings, plan)
 # of the tools the clients are configured with join HAProxy's allowlist (client_tools.py)
 datas = client_datas(plan)
 api_tokens = tuple(token_clients(
-    ((p.host, str(p.address), d) for p, d in zip([p for p in plan.peers if p.host], datas)),
+    ((p.host, str(p.address), d)
+     for p, d in zip([p for p in plan.peers if p.host], datas, strict=True)),
     TokenStore(plan.secrets_dir),
 )) if settings.proxy == "haproxy" else ()
 run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")),
