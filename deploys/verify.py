@@ -15,8 +15,9 @@ The pyinfra run takes the model (the first warm model, else the first declared o
 mode (``proxy = "haproxy"``) from the server's data, and the endpoints HAProxy forwards for the
 clients' tools (``deploys/client_tools.py``, e.g. ``/api/chat`` for Aider); when this
 controller's route to the server leaves from the VPN it also checks isolation (the router's
-LAN, VPN and DMZ addresses, another VPN address, an internet address). Both print one line per check and a summary, and fail (exit
-1, or the host fails) when a check fails; skipped checks say why. Bad arguments: exit 2.
+LAN, VPN and DMZ addresses, another VPN address, an internet address). Both print one line per
+check and a summary, and fail (exit 1, or the host fails) when a check fails; skipped checks
+say why. Bad arguments: exit 2.
 """
 
 from __future__ import annotations
