@@ -15,8 +15,9 @@ loaded model with the same settings changes nothing in Ollama, so the job is ide
 periodically by launchd's ``com.apple.newsyslog`` job) rotate Ollama's, HAProxy's and the warm
 job's logs when, at one of those runs, they are past ``size_kb`` (a schedule, not a hard size
 limit: a log grows past it until the next run), keeping ``count`` old files, recreated with
-the service user as owner (flag ``N``: there is no process to signal; launchd keeps the job's log open, so a job writes on into the
-rotated file until it restarts, and the new file takes over from then).
+the service user as owner (flag ``N``: there is no process to signal; launchd keeps the job's
+log open, so a job writes on into the rotated file until it restarts, and the new file takes
+over from then).
 
 Example::
 
