@@ -29,7 +29,14 @@ from deploys.keys import KeyStore
 from deploys.peers import peer_config
 from deploys.plan import NETWORK_DEFAULTS, materialize, validate
 from deploys.server_upkeep import NEWSYSLOG_CONF
-from facts.openwrt import CRON_MARK, CRONTAB, EXPIRY_DATA, EXPIRY_LOG, EXPIRY_SCRIPT
+from facts.openwrt import (
+    CRON_MARK,
+    CRONTAB,
+    EXPIRY_DATA,
+    EXPIRY_HOTPLUG,
+    EXPIRY_LOG,
+    EXPIRY_SCRIPT,
+)
 from firewall import build
 from firewall.proof import check
 from operations.expiry_job import CRON_LINE
@@ -537,6 +544,14 @@ def test_an_expiring_peer_leaves_the_live_interface_between_runs(lab, converged)
     assert audit.returncode != 0, output(audit)  # drift: the phone is a peer by today's date
     assert "taken off wg0 by the expiry job at" in output(audit)
     assert "not on the interface (taken off by the router's expiry job at" in output(audit)
+
+    # a reboot or ifup: netifd sets every uci peer again; the hotplug script (sourced as
+    # hotplug-call does) runs the job on the real clock, here past a cutoff put in the data
+    lab.router_run("ifup wg0", check=True)
+    assert wg_peers(lab) == everyone
+    lab.router_file(EXPIRY_DATA).write_text(f"interface wg0\npeer phone {phone} 1\n")
+    lab.router_run(f"ACTION=ifup INTERFACE=wg0; . {EXPIRY_HOTPLUG}", check=True)
+    assert wg_peers(lab) == everyone - {phone}
 
     later = soon + datetime.timedelta(days=7)
     run = with_expiry(later, "-y")
