@@ -2,9 +2,9 @@
 
 :class:`OpenWrtState` is the one read the router role needs: a **single** remote command that
 returns the parsed ``uci export`` of ``network``, ``firewall`` and ``dhcp``, the release, the
-package manager with the installed packages, the pending (uncommitted) uci changes, and what
+package manager with the installed packages, the pending (uncommitted) uci changes, what
 earlier applies left on the router (armed rollback guards, rollbacks, not-live changes, our
-own leftovers).
+own leftovers) and the peer expiry job (its files, our crontab line, the peers it took off).
 :class:`OpenWrtPackages` lists installed packages with either opkg (<= 24.10) or apk (25.x).
 
 Secrets never leave the router in clear: the values of ``private_key`` / ``preshared_key``
