@@ -34,7 +34,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import StringCommand, operation
 
 from facts.openwrt import (
@@ -172,7 +172,13 @@ def converge(entries: Sequence[tuple[str, str, int]], interface: str,
     + live_names: names of the peers this run leaves on the router
     + state: the ``facts.openwrt.OpenWrtState`` the deploy read
     """
-    lines = commands(entries, interface, live_names, state.get("expiry") or {})
+    found = state.get("expiry") or {}
+    lines = commands(entries, interface, live_names, found)
+    back = sorted({r["name"] for r in found.get("removed") or []} & set(live_names))
+    if back:
+        logger.warning(f"    [{host.name}] the router's expiry job took {', '.join(back)} off "
+                       f"{interface}; by the inventory they are peers: ifup {interface} brings "
+                       "them back")
     if not lines:
         host.noop("peer expiry job as planned" if entries else "no peer expires: no job")
         return

@@ -175,6 +175,8 @@ def test_install_noop_restore_remove_and_uninstall_on_the_router(tmp_path, route
     moved = pyinfra(inventory, "-y")
     assert moved.returncode == 0, output(moved)
     assert router.events() == ["ifup wg0"]  # no uci change, no cron restart: only the data
+    assert "the router's expiry job took guest off wg0; by the inventory they are peers: " \
+        "ifup wg0 brings them back" in output(moved)
     assert _file(router, EXPIRY_LOG) is None
     assert f"peer guest {guest.public_key} {cutoff(later)}" in _file(router, EXPIRY_DATA)
 
