@@ -8,6 +8,9 @@
 * ``foreign``: sections we do not own that touch our zones, interfaces or the VPN
   (``vpn``/``dmz`` as src/dest or in a zone's networks): enabled ones are drift;
 * ``proof``: the invariants checked on the live config (:func:`prove`);
+* ``expiry``: the router-side expiry job (``operations/expiry_job.py``): installed as planned
+  or not (a run would install, update or remove it: drift), what it watches, and every peer it
+  took off the interface;
 * ``wireguard``/``peer``: the interface (up, public key, port), every peer by inventory name
   with its latest handshake, transfer and endpoint -- ``not connected`` after more than
   ``stale_after`` seconds (default 180) without a handshake, ``never connected`` when there has
@@ -16,11 +19,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from deploys.audit_report import HostAudit, human_age, human_bytes
 from deploys.expiry import describe as describe_peer
+from deploys.expiry import job_entries
 from deploys.plan import Plan
 from deploys.router_config import (
     DMZ_INTERFACE,
@@ -30,6 +35,7 @@ from deploys.router_config import (
     current_defaults_forward,
     desired_router_config,
 )
+from operations import expiry_job
 from operations.secret import fingerprint
 from operations.uci import compute_changes
 
@@ -119,13 +125,42 @@ def audit_router(host: str, plan: Plan, fact: Mapping[str, Any],
     if not failures:
         audit.add("proof", "invariants", "ok", "every invariant holds on the live config")
 
-    # -- WireGuard: the interface and its peers ---------------------------------------------
-    _audit_wireguard(audit, plan, wg, stale_after)
+    # -- the router-side expiry job, then WireGuard: the interface and its peers -------------
+    removed = _audit_expiry(audit, plan, state.get("expiry") or {})
+    _audit_wireguard(audit, plan, wg, stale_after, removed)
     return audit
 
 
+def _at(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(epoch)) if epoch else "?"
+
+
+def _audit_expiry(audit: HostAudit, plan: Plan, found: Mapping[str, Any]) -> dict[str, int]:
+    """Rows for the expiry job; returns ``{peer name: when}`` of the peers it took off."""
+    entries = job_entries(plan.peers)
+    # the job's files and crontab line (a peer it took off shows in its peer row)
+    todo = expiry_job.commands(entries, plan.vpn_interface, [], found)
+    installed = bool(found.get("files") or found.get("data") or found.get("cron"))
+    watched = ", ".join(f"{n} (from {_at(c)})" for n, _, c in entries)
+    if todo and entries:
+        what = "installed, not as planned" if installed else "not installed"
+        audit.add("expiry", "job", "drift", f"{what}; a run would make it watch {watched}")
+    elif todo:
+        audit.add("expiry", "job", "drift", "installed, but no peer expires: a run removes it")
+    elif entries:
+        audit.add("expiry", "job", "ok", f"installed (cron every minute, hotplug); takes "
+                  f"{watched} off {plan.vpn_interface}")
+    else:
+        audit.add("expiry", "job", "info", "not installed (no peer on the router expires)")
+    removed = {r["name"]: r.get("when", 0) for r in found.get("removed") or []}
+    for name, when in removed.items():
+        audit.add("expiry", name, "info", f"taken off {plan.vpn_interface} by the expiry job at "
+                  f"{_at(when)}")
+    return removed
+
+
 def _audit_wireguard(audit: HostAudit, plan: Plan, wg: Mapping[str, Any],
-                     stale_after: int) -> None:
+                     stale_after: int, removed: Mapping[str, int]) -> None:
     iface = plan.vpn_interface
     if not wg.get("wg"):
         audit.add("wireguard", iface, "drift", "no `wg` command on the router")
@@ -154,7 +189,9 @@ def _audit_wireguard(audit: HostAudit, plan: Plan, wg: Mapping[str, Any],
                 audit.add("peer", peer.name, "info", state_text)
             continue
         if seen is None:
-            audit.add("peer", peer.name, "drift", f"{peer.address}: not on the interface")
+            why = (f" (taken off by the router's expiry job at {_at(removed[peer.name])}: a run "
+                   "brings it back)") if peer.name in removed else ""
+            audit.add("peer", peer.name, "drift", f"{peer.address}: not on the interface{why}")
             continue
         wrong = []
         if seen.get("allowed_ips") != [f"{peer.address}/32"]:

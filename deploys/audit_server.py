@@ -43,7 +43,11 @@ def audit_server(host: Any, plan: Any) -> HostAudit:
             audit.add("data", "inventory", "drift", e)
         return audit
     state = host.get_fact(MacServerState, **state_fact_args(settings, upgrade_check=False))
-    return audit_server_state(host.name, settings, plan, state)
+    from deploys.client_tools import proxy_paths
+    from deploys.plan import client_datas
+
+    return audit_server_state(host.name, settings, plan, state,
+                              proxy_paths=proxy_paths(client_datas(plan)))
 
 
 def _job(state: Mapping[str, Any], label: str) -> tuple[str | None, dict[str, Any]]:
@@ -54,12 +58,13 @@ def _job(state: Mapping[str, Any], label: str) -> tuple[str | None, dict[str, An
 
 
 def audit_server_state(host: str, settings: ServerSettings, plan: Any,
-                       state: Mapping[str, Any]) -> HostAudit:
-    """Compare a :class:`facts.macserver.MacServerState` value with the settings."""
+                       state: Mapping[str, Any], proxy_paths: tuple[str, ...] = ()) -> HostAudit:
+    """Compare a :class:`facts.macserver.MacServerState` value with the settings
+    (``proxy_paths``: the clients' tools' endpoints in HAProxy's allowlist)."""
     from operations.macos import sha256_text
 
     audit = HostAudit(host, "server")
-    run = server_run(settings, network_target(settings, plan), state)
+    run = server_run(settings, network_target(settings, plan), state, proxy_paths=proxy_paths)
     if not state or not state.get("complete"):
         audit.add("state", host, "drift", "could not read the Mac's state over SSH")
         return audit

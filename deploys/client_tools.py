@@ -6,6 +6,10 @@
 * :func:`render_model_metadata`: ``~/.aider.model.metadata.json``: every Aider model with its
   context size and zero prices, so Aider never fetches litellm's price list from the internet
   (Aider looks a model up in this file first, and only fetches when it is missing).
+* :func:`proxy_paths`: the API endpoints each tool calls as this project configures it
+  (``deploys.versions.TOOL_ENDPOINTS``); in proxy mode HAProxy's allowlist adds those of the
+  tools a client is configured with (``deploys/server.py``): the allowlist follows the tools'
+  config.
 
 Example::
 
@@ -16,17 +20,26 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from deploys.client_plan import AiderModel, ClientSettings
 from deploys.contexts import context_for
+from deploys.versions import TOOL_ENDPOINTS
 
 #: Aider's model metadata file, relative to $HOME (Aider reads it by default, too).
 MODEL_METADATA_FILE = ".aider.model.metadata.json"
 #: The most tokens one answer may take (Aider's ``max_output_tokens``), capped by the context.
 MAX_OUTPUT_TOKENS = 8192
+
+
+def proxy_paths(client_datas: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The endpoints of the tools the clients are configured with (``aider``, ``claude_code``
+    = True), sorted: what HAProxy's allowlist must forward besides its base list."""
+    paths = {path for data in client_datas for tool, tool_paths in TOOL_ENDPOINTS.items()
+             if data.get(tool) is True for path in tool_paths}
+    return tuple(sorted(paths))
 
 
 def _pinned(client_data: Mapping[str, Any]) -> set[str]:

@@ -6,11 +6,19 @@ Its keys stay in the store (an expired guest can be given more time by changing 
 The date is compared with the controller's local date when the plan is built. Example::
 
     {"name": "guest_phone", "expires": "2026-12-31"}
+
+Between runs, a small job on the router (:mod:`operations.expiry_job`, installed only while a
+peer on the router has an ``expires`` date) takes such a peer off the live interface at its
+**cutoff**: :func:`cutoff`, the first second of the day after ``expires`` in the controller's
+local time zone, written to the router as epoch seconds (so the router's own time zone does not
+matter, only its clock). The run and the job therefore agree on the same instant.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable
+from typing import Any
 
 DATE_FORMAT = "YYYY-MM-DD"
 
@@ -56,3 +64,17 @@ def describe(name: str, expires: _dt.date | None, enabled: bool,
     else:
         state = "enabled, no expiry"
     return f"peer {name}: {state}"
+
+
+def cutoff(expires: _dt.date) -> int:
+    """Epoch seconds from which a peer with this ``expires`` date is no peer any more: midnight
+    at the start of the next day, in the controller's local time zone (what :func:`today`
+    uses)."""
+    return int(_dt.datetime.combine(expires + _dt.timedelta(days=1), _dt.time()).timestamp())
+
+
+def job_entries(peers: Iterable[Any]) -> list[tuple[str, str, int]]:
+    """``[(name, public key, cutoff)]`` for the router-side job: the peers this run leaves on
+    the router (enabled, not expired, with a public key) that have an ``expires`` date."""
+    return [(p.name, p.public_key, cutoff(p.expires)) for p in peers
+            if p.expires is not None and p.enabled and not p.expired and p.public_key]

@@ -233,6 +233,22 @@ def plan_for_inventory(inventory) -> Plan:
     return _CACHE[key]
 
 
+def client_datas(plan: Plan) -> list[Mapping[str, Any]]:
+    """The host data of every client peer of the running inventory (``{}`` for a peer whose
+    host is not in it), e.g. to see which tools the clients are configured with."""
+    from pyinfra.context import ctx_state
+
+    inventory = ctx_state.get().inventory
+    out: list[Mapping[str, Any]] = []
+    for p in plan.peers:
+        if p.host:
+            try:
+                out.append(inventory.get_host(p.host).data)
+            except Exception:  # not in this inventory
+                out.append({})
+    return out
+
+
 def current_plan() -> Plan:
     """The plan of the inventory pyinfra is running with (for deploy files)."""
     from pyinfra.context import ctx_state

@@ -5,7 +5,9 @@ packages, pending changes) and, only when something differs: one package install
 and one exec (the verified uci batch with commit and targeted reloads), plus a confirmation over
 a new connection when network or firewall changed (the rollback guard). A re-run that finds
 nothing to change runs that single read and nothing else. Configs and QR codes of peers without
-SSH are written on the controller (``peer_output_dir``) when they changed.
+SSH are written on the controller (``peer_output_dir``) when they changed. While a peer on the
+router has an ``expires`` date, a small cron job of ours takes it off the live interface at
+its cutoff between runs (``operations/expiry_job.py``).
 
 Run it through ``deploys/all.py`` (``--limit router`` to touch only the router)::
 
@@ -18,6 +20,7 @@ from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
 from deploys.expiry import describe as describe_peer
+from deploys.expiry import job_entries
 from deploys.hostchecks import router_problems
 from deploys.interrupt import exit_nonzero_on_interrupt
 from deploys.keys import KeyStore
@@ -31,7 +34,7 @@ from deploys.router_config import (
     desired_router_config,
 )
 from facts.openwrt import OpenWrtState
-from operations import keystore, openwrt, peer_files, uci
+from operations import expiry_job, keystore, openwrt, peer_files, uci
 from operations.peer_files import forget_list
 
 exit_nonzero_on_interrupt()  # Ctrl-C: status 130, not pyinfra's 0 (deploys/interrupt.py)
@@ -83,6 +86,16 @@ uci.converge(
     state=state,
     rollback_seconds=rollback_seconds,
     **desired,
+)
+
+# Peers with an `expires` date leave the live interface at their cutoff even when no run
+# happens: a cron job of ours on the router (operations/expiry_job.py); none without such peers.
+expiry_job.converge(
+    name="OpenWrt: peer expiry job (cron)",
+    entries=job_entries(plan.peers),
+    interface=plan.vpn_interface,
+    live_names=[p.name for p in plan.enabled_peers],
+    state=state,
 )
 
 # Devices without SSH (phones, tablets): their configs and QR codes, on the controller.

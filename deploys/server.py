@@ -28,13 +28,14 @@ Run it through ``deploys/all.py`` (``--limit server`` to touch only the Mac)::
     pyinfra inventories/home.py deploys/all.py --limit server
 """
 
-from pyinfra import host, inventory, logger
+from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
 from deploys.api_tokens import TokenStore, token_clients
+from deploys.client_tools import proxy_paths
 from deploys.contexts import declared_context_problems, model_contexts
 from deploys.hostchecks import server_problems
-from deploys.plan import current_plan
+from deploys.plan import client_datas, current_plan
 from deploys.server_plan import (
     LABEL_HAPROXY,
     LABEL_OLLAMA,
@@ -76,20 +77,16 @@ if problems:  # stop this host before any change
 target = network_target(settings, plan)
 
 
-def _client_data(name: str):
-    try:
-        return inventory.get_host(name).data
-    except Exception:  # not in this inventory
-        return {}
-
-
-# api_token clients (deploys/api_tokens.py): HAProxy asks them for their token
+# api_token clients (deploys/api_tokens.py): HAProxy asks them for their token; the endpoints
+# of the tools the clients are configured with join HAProxy's allowlist (client_tools.py)
+datas = client_datas(plan)
 api_tokens = tuple(token_clients(
-    ((p.host, str(p.address), _client_data(p.host)) for p in plan.peers if p.host),
+    ((p.host, str(p.address), d)
+     for p, d in zip([p for p in plan.peers if p.host], datas, strict=True)),
     TokenStore(plan.secrets_dir),
 )) if settings.proxy == "haproxy" else ()
 run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")),
-                 api_tokens=api_tokens)
+                 api_tokens=api_tokens, proxy_paths=proxy_paths(datas))
 for warning in run.warnings:
     # Advice on a choice the inventory made (a LaunchAgent needs its user's login after a
     # reboot) is shown when the service is installed or changed, not again on every run.

@@ -187,6 +187,7 @@ def server_run(
     state: Mapping[str, Any],
     sudo_password: bool = False,
     api_tokens: tuple = (),
+    proxy_paths: tuple[str, ...] = (),
 ) -> ServerRun:
     """Decide the run: preflight errors and warnings (nothing may change when there are
     errors), the rendered files, and which services will restart.
@@ -385,6 +386,7 @@ def server_run(
             backend=settings.api_address,
             timeout=settings.haproxy_timeout,
             api_tokens=api_tokens,  # deploys/api_tokens.py
+            extra_paths=proxy_paths,  # the clients' tools (deploys/client_tools.py)
         )
         run.haproxy_plist = templates.haproxy_plist(
             run.haproxy_config_path,

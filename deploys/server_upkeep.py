@@ -11,11 +11,13 @@ logs nothing: one line per event in ``warm_log`` (default ``/tmp/ollama.warm.log
 loaded model with the same settings changes nothing in Ollama, so the job is idempotent.
 
 **Log rotation** (``log_rotate``, default ``{"size_kb": 10240, "count": 5}``; ``False``: none):
-``/etc/newsyslog.d/org.self-sovereign-ollama.conf`` makes macOS' ``newsyslog`` (run by launchd
-every 30 minutes) rotate Ollama's, HAProxy's and the warm job's logs when they pass
-``size_kb``, keeping ``count`` old files, recreated with the service user as owner (flag ``N``:
-there is no process to signal; launchd keeps the job's log open, so a job writes on into the
-rotated file until it restarts, and the new file takes over from then).
+``/etc/newsyslog.d/org.self-sovereign-ollama.conf`` makes macOS' ``newsyslog`` (started
+periodically by launchd's ``com.apple.newsyslog`` job) rotate Ollama's, HAProxy's and the warm
+job's logs when, at one of those runs, they are past ``size_kb`` (a schedule, not a hard size
+limit: a log grows past it until the next run), keeping ``count`` old files, recreated with
+the service user as owner (flag ``N``: there is no process to signal; launchd keeps the job's
+log open, so a job writes on into the rotated file until it restarts, and the new file takes
+over from then).
 
 Example::
 

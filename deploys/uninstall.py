@@ -15,6 +15,11 @@ rollback). Kept: Homebrew and its ``ollama``/``haproxy`` formulae (``brew uninst
 hand), the models in ``~/.ollama/models`` (or ``OLLAMA_MODELS``), the power settings. A second
 run changes nothing.
 
+**Router** (group ``router``): one read (``facts.openwrt.OpenWrtState``), then only the peer
+expiry job is removed (``operations/expiry_job.py``: its files, our crontab line, cron
+restarted; peers it had taken off the interface come back with ``ifup``). The router's uci
+configuration stays as it is.
+
 **Clients** (group ``clients``): ``deploys/uninstall_client.py`` (the client role's own
 uninstall), included here when present. Other roles add theirs the same way.
 """
@@ -33,8 +38,10 @@ from deploys.server_plan import (
     validate_server,
 )
 from deploys.server_upkeep import LABEL_WARM, NEWSYSLOG_CONF, upkeep_files, upkeep_settings
+from deploys.spec import PEER_PREFIX
 from facts.macserver import SERVER_LABELS, MacServerState
-from operations import launchd, macos
+from facts.openwrt import OpenWrtState
+from operations import expiry_job, launchd, macos
 from operations.macos import expand_home
 
 CLIENT_PART = "deploys/uninstall_client.py"  # the client role's part (relative to the repo root)
@@ -122,6 +129,25 @@ def uninstall_server() -> None:
         kept.append("the static IP address")
     logger.info(f"{host.print_prefix}uninstall keeps: {', '.join(kept)}")
 
+
+def uninstall_router() -> None:
+    """The router part (see the module docstring)."""
+    state = host.get_fact(OpenWrtState)
+    if not state or not state.get("config"):
+        raise DeployError(f"{host.name}: no `uci` found: this does not look like an OpenWrt router")
+    in_uci = [s["name"][len(PEER_PREFIX):] for s in state["config"].get("network", [])
+              if (s.get("name") or "").startswith(PEER_PREFIX)]
+    expiry_job.converge(
+        name="Remove the peer expiry job",
+        entries=[],
+        interface=host.data.get("vpn_interface") or "wg0",
+        live_names=in_uci,  # the config stays: every peer in it belongs on the interface
+        state=state,
+    )
+
+
+if "router" in host.groups:
+    uninstall_router()
 
 if "server" in host.groups:
     uninstall_server()

@@ -8,14 +8,16 @@ Two ways to run it (the checks are in ``deploys/verify_checks.py``)::
 
     # against any base URL
     python3 -m deploys.verify http://192.168.100.10:11434 [--json out.json]
-            [--junit out.xml] [--proxy] [--model NAME]
+            [--junit out.xml] [--proxy] [--proxy-allow PATH] [--model NAME]
             [--isolate lan=192.168.1.1:22 --isolate internet=1.1.1.1:443 ...]
 
 The pyinfra run takes the model (the first warm model, else the first declared one) and proxy
-mode (``proxy = "haproxy"``) from the server's data; when this controller's route to the server
-leaves from the VPN it also checks isolation (the router's LAN, VPN and DMZ addresses, another
-VPN address, an internet address). Both print one line per check and a summary, and fail (exit
-1, or the host fails) when a check fails; skipped checks say why. Bad arguments: exit 2.
+mode (``proxy = "haproxy"``) from the server's data, and the endpoints HAProxy forwards for the
+clients' tools (``deploys/client_tools.py``, e.g. ``/api/chat`` for Aider); when this
+controller's route to the server leaves from the VPN it also checks isolation (the router's
+LAN, VPN and DMZ addresses, another VPN address, an internet address). Both print one line per
+check and a summary, and fail (exit 1, or the host fails) when a check fails; skipped checks
+say why. Bad arguments: exit 2.
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
     parser.add_argument("--proxy", action="store_true",
                         help="the server is behind the HAProxy allowlist: check the 403s")
+    parser.add_argument("--proxy-allow", action="append", default=[], metavar="PATH",
+                        help="an endpoint the proxy forwards for a client's tool (e.g. "
+                             "/api/chat for Aider): not expected to answer 403 (repeatable)")
     parser.add_argument("--model", help="model to use (default: the first one listed)")
     parser.add_argument("--isolate", action="append", type=_isolate_arg, default=[],
                         metavar="LABEL=HOST:PORT",
@@ -112,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             print(line(result), flush=True)
 
     results = run_suite(args.base_url, model=args.model, proxy=args.proxy, isolate=args.isolate,
-                        timeout=args.timeout, only=args.only, progress=progress)
+                        timeout=args.timeout, only=args.only, progress=progress,
+                        proxy_allows=args.proxy_allow)
     if not results:
         print(f"no check matches --only {args.only}", file=sys.stderr)
         return 2
@@ -149,16 +155,18 @@ def isolation_targets(plan, server_port: int) -> list[tuple[str, str, int]]:
     ]
 
 
-def suite_args(plan, settings, source: str | None) -> dict:
+def suite_args(plan, settings, source: str | None, proxy_allows: tuple[str, ...] = ()) -> dict:
     """``run_suite`` arguments for the plan's server: its URL, the first warm (else declared)
-    model, proxy mode from its data, and isolation targets when ``source`` (this controller's
-    address towards the server) is on the VPN."""
+    model, proxy mode from its data (with ``proxy_allows``, the clients' tools' endpoints the
+    proxy forwards), and isolation targets when ``source`` (this controller's address towards
+    the server) is on the VPN."""
     from deploys.client_plan import server_base_url
 
     model = (settings.warm_models or settings.models or (None,))[0]
     on_vpn = source is not None and ipaddress.ip_address(source) in plan.vpn_subnet
     return {"base_url": server_base_url(plan.server_address, plan.ollama_port),
             "model": getattr(model, "name", None), "proxy": settings.proxy == "haproxy",
+            "proxy_allows": proxy_allows if settings.proxy == "haproxy" else (),
             "isolate": isolation_targets(plan, plan.ollama_port) if on_vpn else []}
 
 
@@ -167,7 +175,8 @@ def _deploy() -> None:
     from pyinfra.api.exceptions import DeployError
     from pyinfra.operations import python
 
-    from deploys.plan import current_plan
+    from deploys.client_tools import proxy_paths
+    from deploys.plan import client_datas, current_plan
     from deploys.server_plan import validate_server
     from deploys.versions import route_source
 
@@ -177,7 +186,8 @@ def _deploy() -> None:
     settings, errors = validate_server(host.name, host.data.dict())
     if settings is None:
         raise DeployError("invalid server data:\n" + "\n".join(f"  - {e}" for e in errors))
-    args = suite_args(plan, settings, route_source(str(plan.server_address)))
+    args = suite_args(plan, settings, route_source(str(plan.server_address)),
+                      proxy_paths(client_datas(plan)))
     base_url, model_name = args["base_url"], args["model"]
     json_path = host.data.get("verify_json")
     junit_path = host.data.get("verify_junit")

@@ -545,11 +545,14 @@ def _first_model(c: Context) -> str | None:
 def run_suite(base_url: str, *, model: str | None = None, proxy: bool = False,
               isolate: Iterable[tuple[str, str, int]] = (), timeout: float = 120.0,
               only: Iterable[str] | None = None,
-              progress: Callable[[Result], None] | None = None) -> list[Result]:
-    """Run every check against ``base_url`` (``http://host:port``, no trailing ``/v1``)."""
+              progress: Callable[[Result], None] | None = None,
+              proxy_allows: Iterable[str] = ()) -> list[Result]:
+    """Run every check against ``base_url`` (``http://host:port``, no trailing ``/v1``);
+    ``proxy_allows``: endpoints the proxy forwards for the clients' tools (not checked 403)."""
     session = requests.Session()
     session.trust_env = False  # never through an HTTP proxy of the environment
-    c = Context(base_url.rstrip("/"), timeout, model, None, proxy, list(isolate), session)
+    c = Context(base_url.rstrip("/"), timeout, model, None, proxy, list(isolate), session,
+                proxy_allows=frozenset(proxy_allows))
     try:
         version = session.get(c.base_url + "/api/version", timeout=min(timeout, 10.0)).json()
         c.version = version.get("version") if isinstance(version, dict) else None

@@ -56,6 +56,8 @@ class Context:
     isolate: list[tuple[str, str, int]]
     session: requests.Session
     exchanges: list[Exchange] = field(default_factory=list)
+    #: endpoints the proxy forwards besides its base list (the clients' tools, e.g. /api/chat)
+    proxy_allows: frozenset[str] = frozenset()
 
     # -- HTTP ----------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from deploys.verify_http import Context, Skip, expect
 
-#: Outside HAProxy's allowlist (operations.templates.ALLOWED_PATHS): must answer 403. Bodies are
+#: Outside HAProxy's allowlist (operations.templates.ALLOWED_PATHS): must answer 403, unless the
+#: clients' tools need them (``Context.proxy_allows``: ``/api/chat`` for Aider). Bodies are
 #: empty objects, which Ollama itself rejects with 400 before doing anything.
 BLOCKED: dict[str, list[tuple[str, str]]] = {
     "model store (pull, push, create, copy, delete, blobs)": [
@@ -37,6 +38,8 @@ def _proxy_blocked(paths: list[tuple[str, str]]) -> Callable[[Context], None]:
             raise Skip("not in proxy mode (--proxy)")
         wrong = []
         for method, path in paths:
+            if path in c.proxy_allows:
+                continue  # forwarded for a client's tool (deploys/client_tools.py)
             ex = c.call(method, path, raw=b"" if method in ("GET", "HEAD") else b"{}")
             if ex.status != 403:
                 wrong.append(f"{method} {path} -> {ex.status}")

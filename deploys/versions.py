@@ -56,6 +56,18 @@ class Requirement:
     evidence: str
 
 
+#: The endpoints each tool calls as this project configures it, measured with the real tools in
+#: the lab (``tests/test_agents_lab.py``, no proxy): Aider 0.86.2 on the native ``ollama_chat/``
+#: route (``deploys.client_plan.AiderModel.aider_name``) sent only ``POST /api/show`` and ``POST
+#: /api/chat``; Claude Code 2.1.197 (``ANTHROPIC_BASE_URL``) ``POST /v1/messages`` and a ``HEAD /``
+#: probe (left out: HAProxy answers it 403; not measured behind the proxy). In proxy mode
+#: HAProxy's allowlist adds the endpoints of the tools a client is configured with
+#: (``deploys.client_tools.proxy_paths``).
+TOOL_ENDPOINTS: dict[str, tuple[str, ...]] = {
+    "aider": ("/api/show", "/api/chat"),
+    "claude_code": ("/v1/messages",),
+}
+
 #: What must hold. A violated row is a *mismatch*: the tool does not work with that server.
 REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement(
@@ -68,7 +80,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "aider", "ollama", API_MIN_VERSIONS["/v1/models"],
         "the server's warm-up only sticks when later requests without keep_alive keep the "
         "runner (0.2.0+); Aider 0.86 with this project's config (ollama_chat/ models) calls "
-        "only POST /api/show and POST /api/chat, both older (tests/test_agents_lab.py)",
+        f"only {' and '.join('POST ' + p for p in TOOL_ENDPOINTS['aider'])}, both older "
+        "(tests/test_agents_lab.py)",
         "ollama commits 996bb1b85 and 955f2a4e0, first in v0.2.0",
     ),
 )

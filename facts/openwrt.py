@@ -2,9 +2,9 @@
 
 :class:`OpenWrtState` is the one read the router role needs: a **single** remote command that
 returns the parsed ``uci export`` of ``network``, ``firewall`` and ``dhcp``, the release, the
-package manager with the installed packages, the pending (uncommitted) uci changes, and what
+package manager with the installed packages, the pending (uncommitted) uci changes, what
 earlier applies left on the router (armed rollback guards, rollbacks, not-live changes, our
-own leftovers).
+own leftovers) and the peer expiry job (its files, our crontab line, the peers it took off).
 :class:`OpenWrtPackages` lists installed packages with either opkg (<= 24.10) or apk (25.x).
 
 Secrets never leave the router in clear: the values of ``private_key`` / ``preshared_key``
@@ -61,6 +61,30 @@ _SEP = "##pyinfra-openwrt##"
 #: The private (mode 700) directory of ``operations.uci.converge`` on the router.
 APPLY_DIR = "/tmp/pyinfra-apply"
 
+# The router-side peer expiry job (operations/expiry_job.py): files of ours, read here.
+#: Our directory (700): the job's script and its data (peer name, public key, cutoff).
+EXPIRY_DIR = "/etc/self-sovereign-ollama"
+EXPIRY_SCRIPT = f"{EXPIRY_DIR}/expire-peers"
+EXPIRY_DATA = f"{EXPIRY_DIR}/expiry"
+#: Runs the job when the WireGuard interface comes up (boot, ifup, reload).
+EXPIRY_HOTPLUG = "/etc/hotplug.d/iface/95-self-sovereign-ollama-expiry"
+#: What the job took off the interface (RAM: after a reboot it takes them off again).
+EXPIRY_LOG = "/tmp/self-sovereign-ollama-expired"
+#: root's crontab, shared with the user's own entries: we own only lines ending in the mark.
+CRONTAB = "/etc/crontabs/root"
+CRON_MARK = "# self-sovereign-ollama: peer expiry"
+
+# Prints our job's files (checksums of the scripts, the data and log lines verbatim: names,
+# public keys and times only) and our crontab line(s). Reads only.
+_EXPIRY_READ = "; ".join([
+    f"for f in {EXPIRY_SCRIPT} {EXPIRY_HOTPLUG}; do [ -f $f ] && "
+    "echo \"file $f $(sha256sum < $f | cut -d' ' -f1)\"; done",
+    f"[ -f {EXPIRY_DATA} ] && sed 's/^/data /' {EXPIRY_DATA}",
+    f"[ -f {EXPIRY_LOG} ] && sed 's/^/removed /' {EXPIRY_LOG}",
+    f"[ -f {CRONTAB} ] && grep -F '{CRON_MARK}' {CRONTAB} | sed 's/^/cron /'",
+    "true",
+])
+
 # Waits (up to 30 s, without writing anything) while an apply or a firing guard holds the
 # lock of the apply dir, so the read never sees a half-applied state.
 _WAIT_FOR_APPLY = f"""n=0; while [ -d {APPLY_DIR}/lock ] && [ $n -lt 300 ]; do
@@ -115,6 +139,8 @@ def _state_script(packages: tuple[str, ...]) -> str:
             f'for p in {pkgs}; do cat "$k/e.$p"; done | sha256sum',
             f"echo {shlex.quote(_SEP + 'safety')}",
             _SAFETY_SCRIPT,
+            f"echo {shlex.quote(_SEP + 'expiry')}",
+            _EXPIRY_READ,
         ]
     )
     # Read again (up to 5 times) if an apply or a firing guard touched the apply dir while we
@@ -236,6 +262,7 @@ def parse_state(lines: list[str]) -> dict[str, Any]:
             config[name] = parsed.get(name, [])
     checksum = (blocks.get("checksum") or [""])[0].split(" ")[0]
     safety = parse_safety(blocks.get("safety", []))
+    expiry = parse_expiry(blocks.get("expiry", []))
     return {
         "release": release,
         "package_manager": manager if manager in ("opkg", "apk") else None,
@@ -244,6 +271,7 @@ def parse_state(lines: list[str]) -> dict[str, Any]:
         "config": config,
         "checksum": checksum,
         "safety": safety,
+        "expiry": expiry,
         "complete": "end" in blocks and "busy" not in blocks,
     }
 
@@ -307,6 +335,33 @@ def parse_safety(lines: list[str]) -> dict[str, Any]:
     return out
 
 
+def parse_expiry(lines: list[str]) -> dict[str, Any]:
+    """The router-side expiry job as found, from the ``expiry`` block of the state read::
+
+        {"files": {"/etc/self-sovereign-ollama/expire-peers": "<sha256>", ...},
+         "data": ["interface wg0", "peer guest <public key> <cutoff epoch>", ...],
+         "removed": [{"name", "public_key", "when": int}],   # what the job took off
+         "cron": ["* * * * * ... # self-sovereign-ollama: peer expiry"]}
+    """
+    out: dict[str, Any] = {"files": {}, "data": [], "removed": [], "cron": []}
+    for line in lines:
+        kind, _, rest = line.partition(" ")
+        if kind == "file":
+            path, _, digest = rest.partition(" ")
+            out["files"][path] = digest.strip()
+        elif kind == "data":
+            out["data"].append(rest)
+        elif kind == "removed":
+            words = rest.split()  # a peer taken off again (after an ifup): the latest time
+            if len(words) >= 2:
+                out["removed"] = [r for r in out["removed"] if r["name"] != words[0]]
+                out["removed"].append({"name": words[0], "public_key": words[1], "when": int(
+                    words[2]) if len(words) > 2 and words[2].isdigit() else 0})
+        elif kind == "cron":
+            out["cron"].append(rest)
+    return out
+
+
 # -- facts ----------------------------------------------------------------------------------
 
 
@@ -323,6 +378,7 @@ class OpenWrtState(FactBase):
           "config": {"network": [section, ...], "firewall": [...], "dhcp": [...]},
           "checksum": "<sha256 of the raw exports, to detect changes made after this read>",
           "safety": {...},   # what earlier applies left: guards, rollbacks, not-live, leftovers
+          "expiry": {...},   # the router-side expiry job's files and what it removed
           "complete": True,
         }
 

@@ -89,8 +89,6 @@ server = [
         ollama_models=[{"name": _MODEL, "warm": True}],
         ollama_keep_alive="24h",
         ollama_context_length=65536,  # Claude Code's minimum (claude_min_context)
-        # the fake Macs share the Linux host's /etc (tests/lab/macs.py): no /etc/newsyslog.d
-        log_rotate=False,
         competing_servers="stop",
         **_PLAIN,
     ),

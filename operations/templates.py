@@ -144,9 +144,12 @@ def haproxy_config(
     maxconn: int = 4096,
     log_level: str = "info",
     api_tokens: Sequence[Any] = (),
+    extra_paths: Sequence[str] = (),
 ) -> str:
     """``haproxy.cfg``: listen on ``bind`` (``ip:port``), forward only :data:`ALLOWED_PATHS`
-    (+ ``/v1/models/<model>``) to ``backend`` (``127.0.0.1:port``), 403 for everything else.
+    (+ ``/v1/models/<model>``) and ``extra_paths`` (the endpoints of the clients' tools,
+    ``deploys.client_tools.proxy_paths``) to ``backend`` (``127.0.0.1:port``), 403 for
+    everything else.
     ``api_tokens``: ``deploys.api_tokens.TokenClient`` s (``name``, ``address``, ``sha256``,
     ``acl``): a request from such a client's address without ``Authorization: Bearer
     <token>`` (compared by SHA-256: the config holds no token) is answered 401."""
@@ -154,6 +157,9 @@ def haproxy_config(
         if not re.fullmatch(r"[0-9a-f]{64}", client.sha256) or not re.fullmatch(
                 r"[0-9.]+", client.address) or not re.fullmatch(r"\w+", client.acl):
             raise ValueError(f"haproxy_config: bad api token entry for {client.name!r}")
+    for path in extra_paths:
+        if not re.fullmatch(r"/[a-z0-9_]+(/[a-z0-9_]+)*", path):
+            raise ValueError(f"haproxy_config: not an API path: {path!r}")
     return render(
         "haproxy.cfg.j2",
         bind=bind,
@@ -161,7 +167,7 @@ def haproxy_config(
         timeout=timeout,
         maxconn=maxconn,
         log_level=log_level,
-        exact_paths=ALLOWED_PATHS,
+        exact_paths=ALLOWED_PATHS + tuple(p for p in extra_paths if p not in ALLOWED_PATHS),
         path_regexes=ALLOWED_PATH_REGEXES,
         api_tokens=list(api_tokens),
     )

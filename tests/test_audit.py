@@ -291,3 +291,45 @@ def test_disabled_expired_and_expiring_peers_show_in_the_audit(router):
                                              "the interface")
     assert peer_rows["alice_phone"][0] == "drift"
     assert f"expired on {today - datetime.timedelta(days=1)}" in peer_rows["alice_phone"][1]
+
+
+def test_the_expiry_job_and_the_peers_it_took_off_show_in_the_audit(router):
+    import dataclasses
+    import datetime
+
+    from deploys.expiry import job_entries
+    from operations.expiry_job import CRON_LINE, HOTPLUG_SCRIPT, JOB_SCRIPT, _sha, data_lines
+
+    soon = datetime.date.today() + datetime.timedelta(days=3)
+    peers = {p.name: p for p in router.plan.peers}
+    plan = dataclasses.replace(router.plan, peers=(
+        peers["alice_mac"], peers["bob_mac"],
+        dataclasses.replace(peers["alice_phone"], expires=soon)))
+    # the job took alice_phone off wg0 (its uci section is still there)
+    off = dataclasses.replace(plan, peers=plan.peers[:2])
+    router.set_dump(off, {"alice_mac": (NOW - 30, "198.51.100.7:40123")})
+    fact = router.read()
+    assert fact["state"]["expiry"] == {"files": {}, "data": [], "removed": [], "cron": []}
+    audit = audit_router("router", plan, fact)
+    assert rows(audit, "expiry")["job"][0] == "drift"
+    assert rows(audit, "expiry")["job"][1].startswith("not installed; a run would make it watch "
+                                                      "alice_phone (from ")
+
+    fact["state"]["expiry"] = {
+        "files": {"/etc/self-sovereign-ollama/expire-peers": _sha(JOB_SCRIPT),
+                  "/etc/hotplug.d/iface/95-self-sovereign-ollama-expiry": _sha(HOTPLUG_SCRIPT)},
+        "data": data_lines("wg0", job_entries(plan.peers)), "cron": [CRON_LINE],
+        "removed": [{"name": "alice_phone", "public_key": peers["alice_phone"].public_key,
+                     "when": NOW}]}
+    audit = audit_router("router", plan, fact)
+    expiry, peer = rows(audit, "expiry"), rows(audit, "peer")
+    assert expiry["job"][0] == "ok" and expiry["job"][1].startswith(
+        "installed (cron every minute, hotplug); takes alice_phone (from ")
+    assert str(soon + datetime.timedelta(days=1)) in expiry["job"][1]
+    assert expiry["alice_phone"][0] == "info"
+    assert expiry["alice_phone"][1].startswith("taken off wg0 by the expiry job at ")
+    # not expired by the controller's date: the peer row is drift, with the reason
+    assert peer["alice_phone"][0] == "drift"
+    assert peer["alice_phone"][1].startswith("10.10.10.") and (
+        "not on the interface (taken off by the router's expiry job at " in peer["alice_phone"][1])
+    assert peer["alice_phone"][1].endswith(": a run brings it back)")

@@ -131,12 +131,12 @@ class Backend:
 
 class Proxy:
     def __init__(self, tmp_path: Path, backend_port: int, timeout: str = "10m",
-                 api_tokens: tuple = ()) -> None:
+                 api_tokens: tuple = (), extra_paths: tuple = ()) -> None:
         self.port = free_port()
         cfg = tmp_path / "haproxy.cfg"
         cfg.write_text(
             haproxy_config(f"127.0.0.1:{self.port}", f"127.0.0.1:{backend_port}", timeout=timeout,
-                           api_tokens=api_tokens)
+                           api_tokens=api_tokens, extra_paths=extra_paths)
         )
         self.log = tmp_path / "haproxy.log"
         self.proc = subprocess.Popen(
@@ -251,6 +251,44 @@ def test_everything_else_is_403_and_never_reaches_ollama(proxy, backend):
         status, body = proxy.request(method, path, b'{"model":"x"}')
         assert status == 403, (method, path, status)
     assert backend.seen == []
+
+
+def test_the_allowlist_adds_what_the_clients_tools_use_and_nothing_else():
+    from deploys.client_tools import proxy_paths
+    from deploys.versions import TOOL_ENDPOINTS
+
+    # Aider's native route (ollama_chat/): the two endpoints the real Aider was seen to call
+    assert TOOL_ENDPOINTS["aider"] == ("/api/show", "/api/chat")
+    assert proxy_paths([{"aider": True}, {"claude_code": True}, {}]) == (
+        "/api/chat", "/api/show", "/v1/messages")
+    assert proxy_paths([{"aider": False}, {"claude_code": False}]) == ()
+    text = haproxy_config("127.0.0.1:1", "127.0.0.1:2", extra_paths=proxy_paths([{"aider": True}]))
+    assert [line.split()[-1] for line in text.splitlines() if "acl allowed path " in line] == [
+        *ALLOWED_PATHS, "/api/chat"]
+    with pytest.raises(ValueError):
+        haproxy_config("127.0.0.1:1", "127.0.0.1:2", extra_paths=["/api/pull "])
+
+
+def test_an_aider_client_passes_and_the_model_store_stays_closed(tmp_path, backend):
+    from deploys.client_tools import proxy_paths
+
+    p = Proxy(tmp_path, backend.port, extra_paths=proxy_paths([{"aider": True}]))
+    try:
+        backend.release.set()
+        # what Aider sends (tests/test_agents_lab.py): POST /api/show, then POST /api/chat
+        for path, body in (("/api/show", b'{"model": "llama3.2:1b"}'),
+                           ("/api/chat", b'{"model": "llama3.2:1b", "messages": [{"role": "user",'
+                                         b' "content": "hi"}], "stream": false,'
+                                         b' "options": {"num_ctx": 65536}}')):
+            assert p.request("POST", path, body)[0] == 200
+        assert backend.seen == [("POST", "/api/show"), ("POST", "/api/chat")]
+        for method, path in BLOCKED:
+            if path != "/api/chat":
+                assert p.request(method, path, b'{"model":"x"}')[0] == 403, (method, path)
+        assert p.request("POST", "/api/chat/../pull", b"{}")[0] == 403
+        assert len(backend.seen) == 2
+    finally:
+        p.close()
 
 
 def test_streaming_passes_through_unbuffered(proxy, backend):

@@ -13,6 +13,7 @@ order (converge, no-op, packets, revocation, drift, --limit), but each can run a
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import runpy
@@ -23,11 +24,22 @@ from pathlib import Path
 
 import pytest
 
+from deploys.expiry import cutoff
 from deploys.keys import KeyStore
 from deploys.peers import peer_config
 from deploys.plan import NETWORK_DEFAULTS, materialize, validate
+from deploys.server_upkeep import NEWSYSLOG_CONF
+from facts.openwrt import (
+    CRON_MARK,
+    CRONTAB,
+    EXPIRY_DATA,
+    EXPIRY_HOTPLUG,
+    EXPIRY_LOG,
+    EXPIRY_SCRIPT,
+)
 from firewall import build
 from firewall.proof import check
+from operations.expiry_job import CRON_LINE
 from tests.harness.lab_session import lab_up, require_lab, run_pyinfra
 from tests.harness.openwrt_host import REPO, _tool
 from tests.lab.lab import ALL_MANAGED, LabState, cleanup
@@ -230,6 +242,12 @@ def test_converge_from_factory_state_on_every_host(lab, converged):
     assert [m["name"] for m in json.loads(body)["models"]] == ["llama3.2:1b"]
     pmset = lab.mac_run("server", "pmset -g custom").stdout
     assert " sleep                0" in pmset and " autorestart          1" in pmset
+    # log rotation: the newsyslog file in the fake Mac's own /etc (root, 644), every log in it
+    rotate = lab.mac_run("server", f"stat -c '%U %a' {NEWSYSLOG_CONF} && cat {NEWSYSLOG_CONF}",
+                         check=True).stdout
+    assert rotate.startswith("root 644\n"), rotate
+    for log in ("/tmp/ollama.stdout.log", "/tmp/ollama.stderr.log", "/tmp/ollama.warm.log"):
+        assert f"\n{log} " in rotate, rotate
     # the clients: their own tunnel config (root, 600), the LaunchDaemon, the env file
     for client in ("client1", "client2"):
         conf = lab.mac_run(client, f"stat -c '%U %a' {WG_CONF} && cat {WG_CONF}", check=True)
@@ -484,6 +502,69 @@ def test_the_phone_can_be_tried_from_the_command_line(lab, converged):
     assert down.returncode == 0, output(down)
     gone = cli("exec", "phone", "curl", "-s", "-m", "2", f"{OLLAMA}/api/version")
     assert gone.returncode != 0  # no tunnel, no route to the DMZ
+
+
+def test_an_expiring_peer_leaves_the_live_interface_between_runs(lab, converged):
+    """The router-side expiry job (operations/expiry_job.py), for real on the lab router: a
+    router run installs it; run as cron runs it (the time given as its argument), it takes the
+    phone off the real wg0 at its cutoff and not a second before, and writes no uci; the audit
+    says so; a later date brings the phone back (ifup wg0); without dates the job is gone."""
+    assert converged[0].returncode == 0
+    plan = lab_plan(lab)
+    phone = plan.peer("phone").public_key
+
+    def with_expiry(expires: datetime.date | None, *args: str, deploy: str = "deploys/all.py"):
+        peer = {"name": "phone", "kind": "phone", **({"expires": str(expires)} if expires else {})}
+        lab.clear_events()
+        return run_pyinfra(lab.dir, deploy, "--limit", "router", *args, "--data",
+                           f"vpn_peers={json.dumps([peer])}", timeout=300)
+
+    soon = datetime.date.today() + datetime.timedelta(days=2)
+    run = with_expiry(soon, "-y")
+    assert run.returncode == 0, output(run)
+    assert lab.events() == ["cron restart"]  # no uci change: the phone is a peer until then
+    assert lab.router_file(EXPIRY_DATA).read_text() == (
+        f"interface wg0\npeer phone {phone} {cutoff(soon)}\n")
+    assert CRON_LINE in lab.router_file(CRONTAB).read_text()
+    everyone = {p.public_key for p in plan.enabled_peers}
+    assert wg_peers(lab) == everyone
+    network = lab.read_config("network")
+
+    lab.router_run(f"{EXPIRY_SCRIPT} {cutoff(soon) - 1}", check=True)
+    assert wg_peers(lab) == everyone  # the last second of its last day
+    lab.router_run(f"{EXPIRY_SCRIPT} {cutoff(soon)}", check=True)
+    assert wg_peers(lab) == everyone - {phone}
+    assert lab.router_file(EXPIRY_LOG).read_text() == f"phone {phone} {cutoff(soon)}\n"
+    assert lab.read_config("network") == network  # never uci: the next run is not stopped
+    assert lab.router_run("uci changes", check=True).stdout == ""
+    lab.router_run(f"{EXPIRY_SCRIPT} {cutoff(soon) + 60}", check=True)  # cron, a minute later
+    assert lab.router_file(EXPIRY_LOG).read_text().count("phone") == 1  # nothing to do
+
+    audit = with_expiry(soon, "--dry", deploy="deploys/audit.py")
+    assert audit.returncode != 0, output(audit)  # drift: the phone is a peer by today's date
+    assert "taken off wg0 by the expiry job at" in output(audit)
+    assert "not on the interface (taken off by the router's expiry job at" in output(audit)
+
+    # a reboot or ifup: netifd sets every uci peer again; the hotplug script (sourced as
+    # hotplug-call does) runs the job on the real clock, here past a cutoff put in the data
+    lab.router_run("ifup wg0", check=True)
+    assert wg_peers(lab) == everyone
+    lab.router_file(EXPIRY_DATA).write_text(f"interface wg0\npeer phone {phone} 1\n")
+    lab.router_run(f"ACTION=ifup INTERFACE=wg0; . {EXPIRY_HOTPLUG}", check=True)
+    assert wg_peers(lab) == everyone - {phone}
+
+    later = soon + datetime.timedelta(days=7)
+    run = with_expiry(later, "-y")
+    assert run.returncode == 0, output(run)
+    assert lab.events() == ["ifup wg0"] and wg_peers(lab) == everyone
+    assert not lab.router_file(EXPIRY_LOG).exists()
+    assert lab.read_config("network") == network
+
+    run = with_expiry(None, "-y")  # the lab's own inventory: no peer expires
+    assert run.returncode == 0, output(run)
+    assert lab.events() == ["cron restart"]
+    assert not lab.router_file(EXPIRY_SCRIPT).exists()
+    assert CRON_MARK not in lab.router_file(CRONTAB).read_text()
 
 
 def test_lab_down_removes_everything_after_a_crash(lab):

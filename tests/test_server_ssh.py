@@ -76,7 +76,6 @@ def write_inventory(mac: ServerMac, tmp: Path, **server: object) -> Path:
         **mac.inventory_data(),
         **network,
         "dmz_address": "127.0.0.10",
-        "log_rotate": False,  # the fake Mac's /etc is this machine's: no /etc/newsyslog.d
         **server,
     }
     path = tmp / "inventory.py"

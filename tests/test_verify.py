@@ -271,14 +271,16 @@ HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy"
 
 
 @pytest.fixture
-def haproxy(tmp_path, standin):
+def haproxy(tmp_path, standin, request):
+    extra = getattr(request, "param", ())  # the clients' tools' endpoints (client_tools.py)
     if HAPROXY is None:
         if os.environ.get("CI") == "true":
             pytest.fail("haproxy is not installed", pytrace=False)
         pytest.skip("haproxy is not installed (apt-get install haproxy)")
     port = free_port()
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(haproxy_config(f"127.0.0.1:{port}", f"127.0.0.1:{standin.port}"))
+    cfg.write_text(haproxy_config(f"127.0.0.1:{port}", f"127.0.0.1:{standin.port}",
+                                  extra_paths=extra))
     log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([HAPROXY, "-f", str(cfg), "-db"], stdout=log,
                             stderr=subprocess.STDOUT)
@@ -305,6 +307,17 @@ def test_proxy_mode_behind_the_products_haproxy(haproxy):
         (r.id, r.reason) for r in results if r.status == "failed"]
     assert {r.id for r in results if r.group == "proxy"} <= by_status(results, "passed")
     assert len({r.id for r in results if r.group == "proxy"}) == 4
+
+
+@pytest.mark.parametrize("haproxy", [("/api/chat", "/api/show")], indirect=True)
+def test_proxy_mode_with_an_aider_client_forwards_api_chat(haproxy):
+    # HAProxy forwards /api/chat for Aider: the suite not told so fails that 403 check; told
+    # (what deploys/verify.py passes from the plan), every proxy check passes
+    strict = run_suite(haproxy, proxy=True, only=["proxy"])
+    assert by_status(strict, "failed") == {"proxy.blocked_2"}
+    assert "POST /api/chat -> 400" in next(r.reason for r in strict if r.id == "proxy.blocked_2")
+    told = run_suite(haproxy, proxy=True, only=["proxy"], proxy_allows=["/api/chat"])
+    assert by_status(told, "passed") == {r.id for r in told} and len(told) == 4
 
 
 def test_proxy_mode_without_a_proxy_fails_the_403_checks(standin):
@@ -400,9 +413,10 @@ def test_the_deploy_takes_model_proxy_and_isolation_from_the_plan(tmp_path):
         "ssh_user": "admin", "dmz_address": "192.168.100.10", "proxy": "haproxy",
         "ollama_models": ["llama3.2", {"name": "qwen2.5-coder:32b", "warm": True}]})
     assert settings is not None, errors
-    from_lan = suite_args(plan, settings, "192.168.1.50")
+    from_lan = suite_args(plan, settings, "192.168.1.50", ("/api/chat", "/api/show"))
     assert from_lan == {"base_url": "http://192.168.100.10:11434", "model": "qwen2.5-coder:32b",
-                        "proxy": True, "isolate": []}
+                        "proxy": True, "proxy_allows": ("/api/chat", "/api/show"),
+                        "isolate": []}
     from_vpn = suite_args(plan, settings, "10.10.10.2")
     assert ("lan", "192.168.1.1", 22) in from_vpn["isolate"]
     assert {label for label, _, _ in from_vpn["isolate"]} == {"lan", "router", "peer",

@@ -26,7 +26,7 @@ The SSH side (keys, port, sshd's life, counted execs) is
 
 Stand-ins (``tests/standins/openwrt/``, copied into the root; ``standins=`` replaces or adds
 files, so a lab version that really configures WireGuard/nftables is a drop-in):
-``/etc/rc.common`` + ``/etc/init.d/{network,firewall,dnsmasq}`` and ``/sbin/ifup`` (``ifdown``)
+``/etc/rc.common`` + ``/etc/init.d/{network,firewall,dnsmasq,cron}`` and ``/sbin/ifup`` (``ifdown``)
 append ``"<service> <action>"`` lines to ``/tmp/standin-events.log``; ``/bin/opkg`` (opkg
 releases) or ``/usr/bin/apk`` (apk releases) keep a real-format package database; ``/sbin/uci``
 runs ``tests/standins/uci`` with the host's Python. The release revisions are real; package
@@ -272,6 +272,7 @@ class OpenWrtHost(SshdHost):
             "/etc/init.d/network": OPENWRT_STANDINS_DIR / "init.d" / "network",
             "/etc/init.d/firewall": OPENWRT_STANDINS_DIR / "init.d" / "firewall",
             "/etc/init.d/dnsmasq": OPENWRT_STANDINS_DIR / "init.d" / "dnsmasq",
+            "/etc/init.d/cron": OPENWRT_STANDINS_DIR / "init.d" / "cron",
             "/sbin/ifup": OPENWRT_STANDINS_DIR / "ifup",
             "/lib/standin-faults.sh": OPENWRT_STANDINS_DIR / "faults.sh",  # fault injection
             ("/bin/opkg" if pm == "opkg" else "/usr/bin/apk"): OPENWRT_STANDINS_DIR / pm,
@@ -293,7 +294,8 @@ class OpenWrtHost(SshdHost):
                 ifdown.unlink()
             ifdown.symlink_to("ifup")
         for link, target in (("S19firewall", "firewall"), ("S19dnsmasq", "dnsmasq"),
-                             ("S20network", "network"), ("K85dnsmasq", "dnsmasq"),
+                             ("S20network", "network"), ("S50cron", "cron"),
+                             ("K85dnsmasq", "dnsmasq"),
                              ("K90network", "network")):
             (r / "etc" / "rc.d" / link).symlink_to(f"../init.d/{target}")
 
