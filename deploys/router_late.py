@@ -6,8 +6,10 @@ not know its public key yet. ``deploys/all.py`` includes this file after the cli
 pyinfra orders operations by their place in the deploy files, so this runs once every client
 operation is done. At execution it reads the public keys the clients' tunnel operations
 reported (``pending/peers/<peer>.pub``), converges the router once more with them (the same
-``uci.converge`` as the first pass, as a nested operation) and records them. Nothing happens
-(not even a state read) when every Mac's key was known at the start, or under ``--dry``.
+``uci.converge`` as the first pass, as a nested operation), hands the new peers that have an
+``expires`` date to the router's expiry job (``operations/expiry_job.py``) and records them.
+Nothing happens (not even a state read) when every Mac's key was known at the start, or under
+``--dry``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import dataclasses
 from pyinfra import host, logger
 from pyinfra.operations import python
 
+from deploys.expiry import job_entries
 from deploys.keys import KeyChanges, KeyStore
 from deploys.mac_keys import with_mac_keys
 from deploys.plan import current_plan
 from deploys.router_config import current_defaults_forward, desired_router_config
 from facts.openwrt import OpenWrtState
-from operations import keystore, uci
+from operations import expiry_job, keystore, uci
 
 plan = with_mac_keys(current_plan())
 waiting = [p.name for p in plan.peers
@@ -48,6 +51,13 @@ def _add_late_keys(names: list[str]) -> None:
         name=f"OpenWrt: add the keys made on {', '.join(sorted(learned))} in this run",
         state=state,
         **desired_router_config(late, current_defaults_forward(state["config"])),
+    )
+    expiry_job.converge(
+        name="OpenWrt: peer expiry job, with the keys made in this run",
+        entries=job_entries(late.peers),
+        interface=late.vpn_interface,
+        live_names=[p.name for p in late.enabled_peers],
+        state=state,
     )
     keystore.commit(name="Key store: record the Macs' new public keys", store=store,
                     changes=KeyChanges(new={f"peers/{n}.pub": k for n, k in learned.items()}))
