@@ -249,8 +249,20 @@ fi"""
             "if command -v start-stop-daemon >/dev/null 2>&1; then\n"
             '    start-stop-daemon -S -b -m -p "$g/job.pid" -x /bin/sh -- "$g/job.sh"\n'
             "else\n"
-            '    (setsid /bin/sh "$g/job.sh" </dev/null >/dev/null 2>&1 &)\n'
+            '    setsid /bin/sh "$g/job.sh" </dev/null >/dev/null 2>&1 &\n'
+            '    echo $! > "$g/job.pid"\n'
             "fi\n"
+            # fail closed: no apply without a running guard (the daemon writes its pidfile
+            # after start-stop-daemon has returned: give it up to 3 s)
+            "i=0\n"
+            # (an empty pid would be 0: the whole process group, always alive)
+            'while jp=$(cat "$g/job.pid" 2>/dev/null); [ -z "$jp" ] || ! kill -0 "$jp" 2>/dev/null'
+            "; do\n"
+            "    i=$((i + 1))\n"
+            '    [ $i -le 3 ] || { [ "$adopted" = 1 ] || rm -rf "$g"; fail "the rollback guard '
+            'could not be started; nothing was applied" 9; }\n'
+            "    sleep 1\n"
+            "done\n"
             f'say "rollback guard $t armed: the previous configuration comes back in '
             f'{rollback_seconds} s unless confirmed over a new connection"'
         )

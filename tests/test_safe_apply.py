@@ -278,3 +278,27 @@ def test_committed_but_not_live_is_finished_by_the_next_run(router, secrets, inv
     time.sleep(max(WINDOW, armed_at + T1_WINDOW - time.monotonic()) + MARGIN)
     assert not [n for n in apply_dir(router) if n.startswith("rolled-back")]
     converged_and_quiet(router, secrets, inventory)
+
+
+def test_no_apply_without_a_running_guard(router, secrets, inventory):
+    """A guard that does not start (here: a start-stop-daemon that says yes and starts nothing)
+    stops the apply before anything is committed: the router keeps its configuration, nothing
+    of ours is left, and the next run (guard working again) converges."""
+    factory = snapshot(router)
+    where = router.run("command -v start-stop-daemon", check=True).stdout.strip()
+    assert where.startswith("/"), where
+    router.run(f"mv {where} {where}.real && printf '#!/bin/sh\\nexit 0\\n' > {where} && "
+               f"chmod 755 {where}", check=True)
+    try:
+        run = pyinfra(inventory, "-y")
+    finally:
+        router.run(f"mv -f {where}.real {where}", check=True)
+    assert run.returncode != 0, output(run)
+    assert "the rollback guard could not be started; nothing was applied" in output(run)
+    assert snapshot(router) == factory
+    assert apply_dir(router) == [] and shared_save_dir(router) == []
+    again = pyinfra(inventory, "-y")
+    assert again.returncode == 0, output(again)
+    assert "ROLLED BACK" not in output(again)
+    time.sleep(WINDOW + MARGIN)
+    converged_and_quiet(router, secrets, inventory)
