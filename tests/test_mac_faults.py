@@ -34,8 +34,8 @@ import pytest
 from tests.harness import fake_mac
 from tests.harness.fake_mac import STATE_DIR, FakeMac, ServerMac
 from tests.harness.lab_session import run_pyinfra
-from tests.harness.openwrt_host import _free_port
 from tests.harness.router_runs import background, interrupt_when
+from tests.harness.sshd_host import _free_port
 
 pytestmark = pytest.mark.ssh
 
