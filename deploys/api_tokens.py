@@ -127,3 +127,17 @@ def token_clients(peers: Iterable[tuple[str, str, Mapping[str, Any]]],
     host data)`` of every client peer."""
     return [TokenClient(name, str(address), bearer_sha256(store.token(name).reveal()))
             for name, address, data in peers if wants_token(data)[0]]
+
+
+def server_api_tokens(plan: Any, proxy: str | None, datas: Iterable[Mapping[str, Any]],
+                      dry: bool | None = None) -> tuple[TokenClient, ...]:
+    """The :class:`TokenClient` s of the server's HAProxy (none unless ``proxy`` is
+    ``"haproxy"``): the client peers of ``plan`` (``datas``: their host data, in order, as
+    ``deploys.plan.client_datas`` gives them) that have ``api_token``. ``dry=True`` (the audit)
+    reads the tokens there are and makes missing ones in memory only: nothing is written."""
+    if proxy != "haproxy":
+        return ()
+    clients = [p for p in plan.peers if p.host]
+    return tuple(token_clients(
+        ((p.host, str(p.address), d) for p, d in zip(clients, datas, strict=True)),
+        TokenStore(plan.secrets_dir, dry=dry)))

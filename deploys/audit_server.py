@@ -43,11 +43,15 @@ def audit_server(host: Any, plan: Any) -> HostAudit:
             audit.add("data", "inventory", "drift", e)
         return audit
     state = host.get_fact(MacServerState, **state_fact_args(settings, upgrade_check=False))
+    from deploys.api_tokens import server_api_tokens
     from deploys.client_tools import proxy_paths
     from deploys.plan import client_datas
 
-    return audit_server_state(host.name, settings, plan, state,
-                              proxy_paths=proxy_paths(client_datas(plan)))
+    datas = client_datas(plan)
+    # the clients' tokens as they are on the controller (read only: a missing one is made in
+    # memory, so the audit says HAProxy's config differs, as the next deploy would change it)
+    return audit_server_state(host.name, settings, plan, state, proxy_paths=proxy_paths(datas),
+                              api_tokens=server_api_tokens(plan, settings.proxy, datas, dry=True))
 
 
 def _job(state: Mapping[str, Any], label: str) -> tuple[str | None, dict[str, Any]]:
@@ -58,13 +62,16 @@ def _job(state: Mapping[str, Any], label: str) -> tuple[str | None, dict[str, An
 
 
 def audit_server_state(host: str, settings: ServerSettings, plan: Any,
-                       state: Mapping[str, Any], proxy_paths: tuple[str, ...] = ()) -> HostAudit:
+                       state: Mapping[str, Any], proxy_paths: tuple[str, ...] = (),
+                       api_tokens: tuple = ()) -> HostAudit:
     """Compare a :class:`facts.macserver.MacServerState` value with the settings
-    (``proxy_paths``: the clients' tools' endpoints in HAProxy's allowlist)."""
+    (``proxy_paths``: the clients' tools' endpoints in HAProxy's allowlist; ``api_tokens``: the
+    clients HAProxy asks for a token, ``deploys.api_tokens.server_api_tokens``)."""
     from operations.macos import sha256_text
 
     audit = HostAudit(host, "server")
-    run = server_run(settings, network_target(settings, plan), state, proxy_paths=proxy_paths)
+    run = server_run(settings, network_target(settings, plan), state, proxy_paths=proxy_paths,
+                     api_tokens=api_tokens)
     if not state or not state.get("complete"):
         audit.add("state", host, "drift", "could not read the Mac's state over SSH")
         return audit

@@ -31,7 +31,7 @@ Run it through ``deploys/all.py`` (``--limit server`` to touch only the Mac)::
 from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
-from deploys.api_tokens import TokenStore, token_clients
+from deploys.api_tokens import server_api_tokens
 from deploys.client_tools import proxy_paths
 from deploys.contexts import declared_context_problems, model_contexts
 from deploys.hostchecks import server_problems
@@ -80,11 +80,7 @@ target = network_target(settings, plan)
 # api_token clients (deploys/api_tokens.py): HAProxy asks them for their token; the endpoints
 # of the tools the clients are configured with join HAProxy's allowlist (client_tools.py)
 datas = client_datas(plan)
-api_tokens = tuple(token_clients(
-    ((p.host, str(p.address), d)
-     for p, d in zip([p for p in plan.peers if p.host], datas, strict=True)),
-    TokenStore(plan.secrets_dir),
-)) if settings.proxy == "haproxy" else ()
+api_tokens = server_api_tokens(plan, settings.proxy, datas)
 run = server_run(settings, target, state, sudo_password=bool(host.data.get("_sudo_password")),
                  api_tokens=api_tokens, proxy_paths=proxy_paths(datas))
 for warning in run.warnings:

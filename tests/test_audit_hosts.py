@@ -219,3 +219,39 @@ def test_server_environment_keys_against_the_plan(plan):
     less = audit_server_state("ai-server", server_settings(), plan, fact)
     assert by_item(less, "service")["environment"] == (
         "drift", "launchd runs it without OLLAMA_CONTEXT_LENGTH; with unplanned OLLAMA_KEEP_ALIVE")
+
+
+def test_server_audit_in_proxy_mode_knows_the_clients_api_tokens(tmp_path):
+    """A converged HAProxy whose config asks a client for its API token is not drift: the audit
+    renders the config with the tokens the controller keeps, reading them only (a client whose
+    token does not exist yet gets none written: the audit says the config differs)."""
+    from deploys.api_tokens import TokenStore, server_api_tokens
+    from deploys.server_run import network_target, server_run
+    from operations.launchd import plist_path
+    from operations.macos import sha256_text
+
+    secrets = tmp_path / "secrets"
+    spec = validate(network=NETWORK, router=("router", {}),
+                    server=("ai-server", {"dmz_address": "192.168.100.10", "proxy": "haproxy"}),
+                    clients=[("alice-mac", {"vpn_name": "alice_mac", "key_on_mac": False,
+                                            "api_token": True})])
+    plan = materialize(spec, KeyStore(secrets))
+    datas = [{"api_token": True}]
+    assert server_api_tokens(plan, "haproxy", datas, dry=True)  # in memory: nothing written
+    assert not (secrets / "api-tokens").exists()
+    TokenStore(secrets, dry=False).token("alice-mac")  # the deploy made it
+    tokens = server_api_tokens(plan, "haproxy", datas, dry=True)
+    settings = server_settings(proxy="haproxy")
+    fact = server_fact("converged_agent_composed")
+    resolved = settings.resolve_user(fact.get("user"))
+    run = server_run(resolved, network_target(resolved, plan), fact, api_tokens=tokens)
+    assert "alice" in run.haproxy_config and tokens[0].sha256 in run.haproxy_config
+    plist = plist_path("com.haproxy", resolved.service_mode, fact.get("home"))
+    fact["files"] = {**fact["files"], run.haproxy_config_path: sha256_text(run.haproxy_config),
+                     plist: sha256_text(run.haproxy_plist)}
+    fact["launchd"]["com.haproxy"] = {"user": {
+        "loaded": True, "state": "running", "pid": 4343, "path": plist}}
+    audit = audit_server_state("ai-server", settings, plan, fact, api_tokens=tokens)
+    assert by_item(audit, "service")["com.haproxy"][0] == "ok", by_item(audit, "service")
+    without = audit_server_state("ai-server", settings, plan, fact)
+    assert by_item(without, "service")["com.haproxy"][0] == "drift"
