@@ -133,7 +133,7 @@ class Forwarder:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10) -> Forwarder:
-        from tests.harness.openwrt_host import HarnessError, _die_with_parent
+        from tests.harness.sshd_host import HarnessError, _die_with_parent
 
         self.ready.unlink(missing_ok=True)
         argv = [sys.executable, str(Path(__file__).resolve())]
