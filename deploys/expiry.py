@@ -78,3 +78,9 @@ def job_entries(peers: Iterable[Any]) -> list[tuple[str, str, int]]:
     the router (enabled, not expired, with a public key) that have an ``expires`` date."""
     return [(p.name, p.public_key, cutoff(p.expires)) for p in peers
             if p.expires is not None and p.enabled and not p.expired and p.public_key]
+
+
+def job_args(plan: Any) -> dict[str, Any]:
+    """``operations.expiry_job.converge``'s arguments for ``plan`` (both router passes)."""
+    return {"entries": job_entries(plan.peers), "interface": plan.vpn_interface,
+            "live_names": [p.name for p in plan.enabled_peers]}

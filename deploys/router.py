@@ -20,7 +20,7 @@ from pyinfra import host, logger
 from pyinfra.api.exceptions import DeployError
 
 from deploys.expiry import describe as describe_peer
-from deploys.expiry import job_entries
+from deploys.expiry import job_args
 from deploys.hostchecks import router_problems
 from deploys.interrupt import exit_nonzero_on_interrupt
 from deploys.keys import KeyStore
@@ -92,10 +92,8 @@ uci.converge(
 # happens: a cron job of ours on the router (operations/expiry_job.py); none without such peers.
 expiry_job.converge(
     name="OpenWrt: peer expiry job (cron)",
-    entries=job_entries(plan.peers),
-    interface=plan.vpn_interface,
-    live_names=[p.name for p in plan.enabled_peers],
     state=state,
+    **job_args(plan),
 )
 
 # Devices without SSH (phones, tablets): their configs and QR codes, on the controller.

@@ -19,7 +19,7 @@ import dataclasses
 from pyinfra import host, logger
 from pyinfra.operations import python
 
-from deploys.expiry import job_entries
+from deploys.expiry import job_args
 from deploys.keys import KeyChanges, KeyStore
 from deploys.mac_keys import with_mac_keys
 from deploys.plan import current_plan
@@ -54,10 +54,8 @@ def _add_late_keys(names: list[str]) -> None:
     )
     expiry_job.converge(
         name="OpenWrt: peer expiry job, with the keys made in this run",
-        entries=job_entries(late.peers),
-        interface=late.vpn_interface,
-        live_names=[p.name for p in late.enabled_peers],
         state=state,
+        **job_args(late),
     )
     keystore.commit(name="Key store: record the Macs' new public keys", store=store,
                     changes=KeyChanges(new={f"peers/{n}.pub": k for n, k in learned.items()}))

@@ -34,7 +34,12 @@ from deploys.keys import KeyStore
 from deploys.peers import parse_wg_quick, peer_config
 from deploys.plan import materialize, validate
 from tests.harness import fake_mac
-from tests.harness.fake_mac import ORIGINAL_ZSHRC, FakeMac
+from tests.harness.fake_mac import (
+    CLIENT_NETWORK,
+    ORIGINAL_ZSHRC,
+    FakeMac,
+    write_client_inventory,
+)
 
 pytestmark = pytest.mark.ssh
 
@@ -62,28 +67,6 @@ def client_mac(base: Path, files: dict[str, str]) -> FakeMac:
 
 # -- the inventory and pyinfra ------------------------------------------------------------------
 
-NETWORK = {
-    "vpn_subnet": "10.10.10.0/24", "vpn_endpoint": "vpn.example.org", "vpn_port": 51820,
-    "dmz_subnet": "192.168.100.0/24", "lan_subnet": "192.168.1.0/24", "vpn_keepalive": 25,
-}
-
-
-def write_inventory(path: Path, mac: FakeMac, secrets: Path, client: dict,
-                    network: dict | None = None, server_address: str = "192.168.100.10") -> Path:
-    net = {**NETWORK, **(network or {}), "secrets_dir": str(secrets),
-           "peer_output_dir": str(secrets.parent / "out")}
-    path.write_text(
-        "from deploys.plan import validate_before_connect\n"
-        "validate_before_connect()\n"
-        f"NET = {net!r}\n"
-        "router = [('router', {'ssh_hostname': '192.0.2.1', **NET})]\n"
-        f"server = [('ai-server', {{'ssh_hostname': '192.0.2.2', 'dmz_address': "
-        f"{server_address!r}, 'ollama_context_length': 65536, **NET}})]\n"  # Claude: >= 64k
-        f"clients = [('alice-mac', {{**{mac.inventory_data()!r}, **NET, 'vpn_name': 'alice_mac',"
-        f" **{client!r}}})]\n")
-    return path
-
-
 def pyinfra(inventory: Path, deploy: str, *args: str) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "pyinfra", "-y", "-vv", str(inventory), deploy,
@@ -93,7 +76,7 @@ def pyinfra(inventory: Path, deploy: str, *args: str) -> subprocess.CompletedPro
 
 
 def the_plan(inventory_client: dict, secrets: Path, network: dict | None = None):
-    net = {**NETWORK, **(network or {})}
+    net = {**CLIENT_NETWORK, **(network or {})}
     spec = validate(network=net, router=("router", {}),
                     server=("ai-server", {"dmz_address": "192.168.100.10",
                                           "ollama_context_length": 65536}),  # Claude: >= 64k
@@ -145,7 +128,7 @@ def _assert_no_secret(plan, *texts: str) -> None:
 def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
                                                                     tmp_path: Path) -> None:
     secrets = tmp_path / "secrets"
-    inventory = write_inventory(tmp_path / "inventory.py", mac, secrets, CLIENT)
+    inventory = write_client_inventory(tmp_path / "inventory.py", mac, secrets, CLIENT)
 
     # -- first run: from a Mac that had the original installer
     first = pyinfra(inventory, "deploys/client.py", "-v")  # -vvv: every command and output
@@ -235,7 +218,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     _assert_no_secret(new_plan, rotated.stdout, rotated.stderr)
 
     # -- the tunnel renamed: the old config, key and LaunchDaemon go, the old tunnel is down
-    renamed = write_inventory(tmp_path / "renamed.py", mac, secrets,
+    renamed = write_client_inventory(tmp_path / "renamed.py", mac, secrets,
                               {**CLIENT, "wg_interface_name": "wg-ai"})
     moved = pyinfra(renamed, "deploys/client.py")
     assert moved.returncode == 0, moved.stderr[-3000:]
@@ -251,7 +234,7 @@ def test_client_converges_then_noop_then_disabled_then_uninstalled(mac: FakeMac,
     assert mac.path(CONF).exists() and mac.path(KEY).exists()
 
     # -- the peer is disabled: the tunnel goes, the rest stays (the Mac keeps its key)
-    disabled = write_inventory(tmp_path / "disabled.py", mac, secrets,
+    disabled = write_client_inventory(tmp_path / "disabled.py", mac, secrets,
                                {**CLIENT, "vpn_enabled": False})
     third = pyinfra(disabled, "deploys/client.py")
     assert third.returncode == 0, third.stderr[-3000:]
@@ -296,7 +279,7 @@ def test_claude_ollama_gated_on_the_servers_api_version(mac: FakeMac, tmp_path: 
         network = {"dmz_subnet": "127.0.0.0/24", "ollama_port": port}
         client = {k: v for k, v in CLIENT.items() if k != "server_ollama_version"}
         client["tunnel_at_boot"] = False
-        inventory = write_inventory(tmp_path / "inventory.py", mac, tmp_path / "secrets",
+        inventory = write_client_inventory(tmp_path / "inventory.py", mac, tmp_path / "secrets",
                                     client, network=network, server_address="127.0.0.10")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -324,7 +307,7 @@ def test_server_out_of_reach_means_unknown_and_not_offered(mac: FakeMac, tmp_pat
     request to a private address that would only time out): Claude Code is not offered, and
     the run says why and what to do."""
     client = {k: v for k, v in CLIENT.items() if k != "server_ollama_version"}
-    inventory = write_inventory(tmp_path / "inventory.py", mac, tmp_path / "secrets", client)
+    inventory = write_client_inventory(tmp_path / "inventory.py", mac, tmp_path / "secrets", client)
     result = pyinfra(inventory, "deploys/client.py")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "claude-ollama not offered" in result.stderr

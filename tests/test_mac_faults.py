@@ -274,22 +274,10 @@ def client(tmp_path_factory):
 
     def inventory(state: str) -> Path:
         extra, server_address = CLIENT_DATA[state]
-        net = {"vpn_subnet": "10.10.10.0/24", "vpn_endpoint": "vpn.example.org",
-               "vpn_port": 51820, "dmz_subnet": "192.168.100.0/24",
-               "lan_subnet": "192.168.1.0/24", **extra, "secrets_dir": str(work / "secrets"),
-               "peer_output_dir": str(work / "out")}
-        client = {"aider": True, "aider_models": ["qwen2.5-coder:32b"]}
-        path = work / f"inventory_{state}.py"
-        path.write_text(
-            "from deploys.plan import validate_before_connect\n"
-            "validate_before_connect()\n"
-            f"NET = {net!r}\n"
-            "router = [('router', {'ssh_hostname': '192.0.2.1', **NET})]\n"
-            f"server = [('ai-server', {{'ssh_hostname': '192.0.2.2', 'dmz_address': "
-            f"{server_address!r}, **NET}})]\n"
-            f"clients = [('alice-mac', {{**{mac.inventory_data()!r}, **NET, "
-            f"'vpn_name': 'alice_mac', **{client!r}}})]\n")
-        return path
+        return fake_mac.write_client_inventory(
+            work / f"inventory_{state}.py", mac, work / "secrets",
+            {"aider": True, "aider_models": ["qwen2.5-coder:32b"]}, network=extra,
+            server_address=server_address)
 
     try:
         side = Side(mac, "alice-mac", "deploys/client.py", inventory,

@@ -423,3 +423,31 @@ class ServerMac(FakeMac):
     def stop(self) -> None:
         super().stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# -- an inventory around one fake Mac client ---------------------------------------------
+
+#: the network data of :func:`write_client_inventory`
+CLIENT_NETWORK = {
+    "vpn_subnet": "10.10.10.0/24", "vpn_endpoint": "vpn.example.org", "vpn_port": 51820,
+    "dmz_subnet": "192.168.100.0/24", "lan_subnet": "192.168.1.0/24", "vpn_keepalive": 25,
+}
+
+
+def write_client_inventory(path: Path, mac: FakeMac, secrets: Path, client: dict,
+                    network: dict | None = None, server_address: str = "192.168.100.10") -> Path:
+    """An inventory of one router and one server (unreachable placeholders, used with
+    ``--limit alice-mac``) and the client ``alice-mac`` on ``mac`` with ``client`` data; the
+    server's context is 64k (enough for Claude Code)."""
+    net = {**CLIENT_NETWORK, **(network or {}), "secrets_dir": str(secrets),
+           "peer_output_dir": str(secrets.parent / "out")}
+    path.write_text(
+        "from deploys.plan import validate_before_connect\n"
+        "validate_before_connect()\n"
+        f"NET = {net!r}\n"
+        "router = [('router', {'ssh_hostname': '192.0.2.1', **NET})]\n"
+        f"server = [('ai-server', {{'ssh_hostname': '192.0.2.2', 'dmz_address': "
+        f"{server_address!r}, 'ollama_context_length': 65536, **NET}})]\n"  # Claude: >= 64k
+        f"clients = [('alice-mac', {{**{mac.inventory_data()!r}, **NET, 'vpn_name': 'alice_mac',"
+        f" **{client!r}}})]\n")
+    return path
