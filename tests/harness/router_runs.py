@@ -95,9 +95,12 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 300
             ) -> subprocess.CompletedProcess[str]:
     """``python -m pyinfra ARGS`` from the repository root, as a user runs it; ``input`` is
     what the user types (``None``: stdin is /dev/null, no terminal at all)."""
+    # never ``stdin=`` together with ``input=``, not even None: in a pytest process that imported
+    # pyinfra_cli (pyinfra_testing does), subprocess is gevent's, which refuses the pair
+    feed: dict[str, object] = ({"stdin": subprocess.DEVNULL} if input is None
+                               else {"input": input})
     return subprocess.run([sys.executable, "-m", "pyinfra", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, input=input,
-                          stdin=subprocess.DEVNULL if input is None else None, env=_env())
+                          capture_output=True, text=True, timeout=timeout, env=_env(), **feed)
 
 
 def pyinfra(inventory: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
