@@ -147,7 +147,7 @@ launchd.service(
     state=state,
     restart=run.restart_ollama,
     log_path=settings.stderr_log,
-    pending=macos.restart_marker(LABEL_OLLAMA, state.get("home")),
+    pending=run.restart_markers[LABEL_OLLAMA],
 )
 
 if settings.proxy == "haproxy":
@@ -157,7 +157,7 @@ if settings.proxy == "haproxy":
         content=run.haproxy_config,
         validate=f"{HAPROXY_BIN} -c -q -f {{}}",
         state=state,
-        pending=macos.restart_marker(LABEL_HAPROXY, state.get("home")),  # read at (re)start
+        pending=run.restart_markers[LABEL_HAPROXY],  # read at (re)start
     )
     launchd.service(
         name=f"HAProxy service ({LABEL_HAPROXY}, {settings.public_address})",
@@ -167,7 +167,7 @@ if settings.proxy == "haproxy":
         state=state,
         restart=run.restart_haproxy,
         log_path=settings.haproxy_log,
-        pending=macos.restart_marker(LABEL_HAPROXY, state.get("home")),
+        pending=run.restart_markers[LABEL_HAPROXY],
     )
 
 ollama.verify(

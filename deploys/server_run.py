@@ -169,6 +169,9 @@ class ServerRun:
     pmset_changes: bool = False
     sudo_reasons: list[str] = field(default_factory=list)
     refresh_models: bool = False
+    #: label -> its restart marker (``operations.macos.restart_marker``; None: no home known),
+    #: the one the deploy makes with a new plist/config and that decides a restart here
+    restart_markers: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def changes_service(self) -> bool:
@@ -368,8 +371,8 @@ def server_run(
         )
     files = state.get("files") or {}
     # a run interrupted between a new plist/config and the restart left its marker
-    markers = {label: restart_marker(label, home) if home else None
-               for label in (LABEL_OLLAMA, LABEL_HAPROXY)}
+    markers = run.restart_markers = {label: restart_marker(label, home) if home else None
+                                     for label in (LABEL_OLLAMA, LABEL_HAPROXY)}
     run.restart_ollama = upgraded or stale or files.get(markers[LABEL_OLLAMA]) is not None
     if not run.errors:
         cmds, _ = launchd.service_commands(

@@ -18,9 +18,8 @@ from typing import Any
 
 from deploys.expiry import is_expired
 from deploys.keys import KeyChanges
+from deploys.schema.network import PEER_PREFIX
 from operations.secret import Secret
-
-PEER_PREFIX = "wgpeer_"
 
 
 class PlanError(ValueError):

@@ -39,6 +39,7 @@ from deploys.server_plan import (
 )
 from deploys.server_upkeep import LABEL_WARM, NEWSYSLOG_CONF, upkeep_files, upkeep_settings
 from deploys.spec import PEER_PREFIX
+from deploys.validate import NETWORK_DEFAULTS
 from facts.macserver import SERVER_LABELS, MacServerState
 from facts.openwrt import OpenWrtState
 from operations import expiry_job, launchd, macos
@@ -140,7 +141,7 @@ def uninstall_router() -> None:
     expiry_job.converge(
         name="Remove the peer expiry job",
         entries=[],
-        interface=host.data.get("vpn_interface") or "wg0",
+        interface=host.data.get("vpn_interface") or NETWORK_DEFAULTS["vpn_interface"],
         live_names=in_uci,  # the config stays: every peer in it belongs on the interface
         state=state,
     )

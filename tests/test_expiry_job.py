@@ -8,7 +8,6 @@ live interface, is in tests/test_lab.py (the lab router has wireguard-go)."""
 from __future__ import annotations
 
 import datetime
-import os
 import subprocess
 import sys
 
@@ -25,8 +24,14 @@ from facts.openwrt import (
     parse_expiry,
 )
 from operations.expiry_job import CRON_LINE, HOTPLUG_SCRIPT, JOB_SCRIPT, _sha, commands, data_lines
-from tests.harness.openwrt_host import REPO, OpenWrtHost, requirements_missing
-from tests.harness.router_runs import output, plan_for, pyinfra, write_inventory
+from tests.harness.openwrt_host import REPO, OpenWrtHost
+from tests.harness.router_runs import (
+    output,
+    plan_for,
+    pyinfra,
+    require_router,
+    write_inventory,
+)
 
 TODAY = datetime.date.today()
 KEY = "x" * 43 + "="
@@ -117,15 +122,9 @@ def test_the_state_read_block_parses():
 
 # -- real runs against the fake router -----------------------------------------------------
 
-_MISSING = requirements_missing()
-
-
 @pytest.fixture
 def router(tmp_path):
-    if _MISSING:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"fake OpenWrt router unavailable in CI: {_MISSING}", pytrace=False)
-        pytest.skip(f"fake OpenWrt router unavailable: {_MISSING}")
+    require_router()  # here, not for the module: the tests above need no router
     with OpenWrtHost(tmp_path, packages=("base-files", "busybox", "dropbear", "firewall4",
                                          "libc", "uci", "kmod-wireguard",
                                          "wireguard-tools")) as host:
